@@ -1,0 +1,4 @@
+"""Archives: zip, tar, compressed streams and 7z; member hazards (slip, links, duplicates, bombs).
+
+(Placeholder: the archive walker lands with the foundation issue.)
+"""

@@ -1,0 +1,1 @@
+"""Core model shared by every analyzer: findings, artifacts, kinds, budgets, policy, walker, reports."""

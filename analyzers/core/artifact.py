@@ -1,0 +1,180 @@
+"""Artifacts: named byte streams under scan, and the stream wrappers that read them.
+
+An ``Artifact`` is a file on disk, a member of a container, or a decoded
+payload. It is opened lazily and read in place: container members are streamed
+or sliced from their parent, never extracted to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from typing import BinaryIO
+
+LEVEL_SEPARATOR = "!"
+"""Separates container levels in a location: ``model.nemo!model_weights.ckpt!archive/data.pkl``."""
+
+Opener = Callable[[], BinaryIO]
+
+
+class Artifact:
+    """One byte stream to scan, with where it sits inside the target."""
+
+    def __init__(
+        self,
+        location: str,
+        name: str,
+        opener: Opener,
+        size: int | None,
+        depth: int = 0,
+        parent: Artifact | None = None,
+        container: str = "dir",
+    ) -> None:
+        self.location = location  # full display path from the target root
+        self.name = name  # path inside the immediate container (posix separators)
+        self.size = size
+        self.depth = depth  # container nesting depth
+        self.parent = parent
+        self.container = container  # what holds it: "dir", "zip", "tar", "gzip", "pickle", ...
+        self._opener = opener
+        self.kind: object = None  # the Kind the walker sniffed, set before analyzers run
+
+    def open(self) -> BinaryIO:
+        """A fresh stream positioned at offset 0. Callers close it."""
+        return self._opener()
+
+    def child(self, name: str, opener: Opener, size: int | None, container: str) -> Artifact:
+        """A member of this artifact (an archive member, a decompressed stream, a nested payload)."""
+        return Artifact(
+            location=f"{self.location}{LEVEL_SEPARATOR}{name}",
+            name=name,
+            opener=opener,
+            size=size,
+            depth=self.depth + 1,
+            parent=self,
+            container=container,
+        )
+
+    def at(self, offset: int) -> str:
+        """This artifact's location with a byte offset: ``archive/data.pkl@118``."""
+        return f"{self.location}@{offset}"
+
+    def __repr__(self) -> str:
+        return f"Artifact({self.location!r}, size={self.size})"
+
+    @classmethod
+    def from_file(cls, path: str, location: str) -> Artifact:
+        """An artifact backed by a local file (opened read-only, binary)."""
+        return cls(location=location, name=location, opener=lambda: open(path, "rb"), size=os.path.getsize(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, location: str, name: str | None = None) -> Artifact:
+        """An artifact backed by bytes already in memory (small decoded payloads, tests)."""
+        return cls(
+            location=location, name=name or location, opener=lambda: io.BytesIO(data), size=len(data)
+        )
+
+
+class SliceStream(io.RawIOBase):
+    """A seekable read-only window ``[start, start+length)`` over a seekable base stream.
+
+    Used for stored (uncompressed) archive members, so a 4 GB tensor member costs
+    nothing until someone reads it.
+    """
+
+    def __init__(self, base: BinaryIO, start: int, length: int) -> None:
+        super().__init__()
+        self._base = base
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._length + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise OSError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        remaining = self._length - self._pos
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), remaining)]
+        self._base.seek(self._start + self._pos)
+        n = self._base.readinto(view)  # type: ignore[attr-defined]
+        n = n or 0
+        self._pos += n
+        return n
+
+
+class MeteredStream(io.RawIOBase):
+    """Charges every byte read to a callback (the target's byte budget) and checks the clock."""
+
+    def __init__(self, raw: BinaryIO, charge: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._charge = charge
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            return bool(self._raw.seekable())
+        except (AttributeError, ValueError):
+            return False
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            n = readinto(buffer) or 0
+        else:
+            data = self._raw.read(len(buffer))
+            n = len(data)
+            memoryview(buffer)[:n] = data
+        if n:
+            self._charge(n)
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def read_exact(stream: BinaryIO, n: int) -> bytes:
+    """Read up to ``n`` bytes, looping over short reads; fewer only at end of stream."""
+    chunks = []
+    remaining = n
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,242 @@
+"""Content kinds and magic-byte sniffing.
+
+Routing is by content: ``sniff`` looks at the first bytes of a stream and
+decides its ``Kind``. A name is only consulted for formats that carry no magic
+(protobuf files, YAML, Python source), where it selects the schema that a
+structural check then confirms. ``EXPECTED_KINDS`` lists what an extension
+promises, so the walker can report a mismatch.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import pickletools
+import struct
+from pathlib import PurePosixPath
+
+SNIFF_BYTES = 4096
+"""How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit."""
+
+
+class Kind(enum.Enum):
+    """What a byte stream is, by its content."""
+
+    ZIP = "zip"
+    TAR = "tar"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    LZMA = "lzma"
+    ZLIB = "zlib"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    SEVENZIP = "7z"
+    PICKLE = "pickle"
+    NUMPY = "numpy"
+    HDF5 = "hdf5"
+    SAVEDMODEL = "savedmodel"  # saved_model.pb / saved_model.pbtxt
+    KERAS_METADATA = "keras_metadata"  # keras_metadata.pb (Keras 2 SavedModel)
+    ONNX = "onnx"
+    GGUF = "gguf"
+    SAFETENSORS = "safetensors"
+    JSON = "json"
+    YAML = "yaml"
+    PYTHON = "python"
+    TEXT = "text"  # other text, e.g. requirements.txt, templates; analyzers may still read it
+    EXECUTABLE = "executable"  # ELF, PE, Mach-O, shell script
+    UNKNOWN = "unknown"  # raw bytes with no recognisable format (weights blobs, images)
+
+
+# Kinds that are plain data when no analyzer claims them: never a finding on their own.
+DATA_KINDS = frozenset({Kind.UNKNOWN, Kind.TEXT})
+
+_ELF = b"\x7fELF"
+_MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+_PICKLE_PROTO_OPS = frozenset(range(2, 6))
+# Opcodes a protocol 0/1 pickle can start with: MARK, GLOBAL, EMPTY_LIST/DICT/TUPLE, INT, LONG,
+# STRING, UNICODE, NONE, BININT*, BINSTRING, BINUNICODE, FLOAT, BINFLOAT, PERSID, BINPERSID.
+_PICKLE_P0_FIRST = frozenset(b"(c]})ILSVNJKMTUFGPQX")
+
+_PROTOBUF_NAMES = {
+    "saved_model.pb": Kind.SAVEDMODEL,
+    "saved_model.pbtxt": Kind.SAVEDMODEL,
+    "keras_metadata.pb": Kind.KERAS_METADATA,
+}
+_YAML_SUFFIXES = {".yaml", ".yml"}
+_YAML_NAMES = {"MLmodel"}
+
+EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
+    ".pt": frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR}),
+    ".pth": frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR}),
+    ".ckpt": frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR}),
+    ".bin": frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR, Kind.UNKNOWN}),
+    ".pkl": frozenset({Kind.PICKLE}),
+    ".pickle": frozenset({Kind.PICKLE}),
+    ".joblib": frozenset({Kind.PICKLE, Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4}),
+    ".npy": frozenset({Kind.NUMPY}),
+    ".npz": frozenset({Kind.ZIP}),
+    ".safetensors": frozenset({Kind.SAFETENSORS}),
+    ".gguf": frozenset({Kind.GGUF}),
+    ".onnx": frozenset({Kind.ONNX}),
+    ".h5": frozenset({Kind.HDF5}),
+    ".hdf5": frozenset({Kind.HDF5}),
+    ".keras": frozenset({Kind.ZIP, Kind.HDF5}),
+    ".nemo": frozenset({Kind.TAR, Kind.GZIP}),
+    ".json": frozenset({Kind.JSON}),
+    ".zip": frozenset({Kind.ZIP}),
+    ".mar": frozenset({Kind.ZIP}),
+    ".tar": frozenset({Kind.TAR}),
+    ".gz": frozenset({Kind.GZIP}),
+    ".tgz": frozenset({Kind.GZIP}),
+    ".7z": frozenset({Kind.SEVENZIP}),
+}
+
+
+def sniff(head: bytes, name: str = "") -> Kind:
+    """The kind of a stream whose first ``SNIFF_BYTES`` bytes are ``head``.
+
+    ``name`` is the member or file name; it is used only for formats without
+    magic bytes.
+    """
+    base = PurePosixPath(name.replace("\\", "/")).name
+    magic = _by_magic(head)
+    if magic is not None:
+        return magic
+    if base in _PROTOBUF_NAMES:
+        return _PROTOBUF_NAMES[base]
+    if base.endswith(".onnx") and head[:1] == b"\x08":
+        return Kind.ONNX
+    if _looks_like_pickle(head):
+        return Kind.PICKLE
+    text = _as_text(head)
+    if text is None:
+        return Kind.UNKNOWN
+    stripped = text.lstrip()
+    suffix = PurePosixPath(base).suffix.lower()
+    if suffix in _YAML_SUFFIXES or base in _YAML_NAMES:
+        return Kind.YAML
+    if suffix == ".py":
+        return Kind.PYTHON
+    if stripped.startswith("#!"):
+        return Kind.EXECUTABLE
+    if stripped[:1] in ("{", "[") and (suffix == ".json" or _json_prefix_ok(stripped)):
+        return Kind.JSON
+    return Kind.TEXT
+
+
+def _by_magic(head: bytes) -> Kind | None:
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return Kind.ZIP
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Kind.TAR
+    if head[:2] == b"\x1f\x8b":
+        return Kind.GZIP
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return Kind.BZIP2
+    if head[:6] == b"\xfd7zXZ\x00":
+        return Kind.XZ
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return Kind.ZSTD
+    if head[:4] == b"\x04\x22\x4d\x18":
+        return Kind.LZ4
+    if head[:6] == b"7z\xbc\xaf\x27\x1c":
+        return Kind.SEVENZIP
+    if head[:6] == b"\x93NUMPY":
+        return Kind.NUMPY
+    if head[:4] == b"GGUF":
+        return Kind.GGUF
+    if any(head[off : off + 8] == _HDF5 for off in (0, 512, 1024, 2048)):
+        return Kind.HDF5
+    if head[:4] == _ELF or head[:4] in _MACHO or head[:2] == b"MZ":
+        return Kind.EXECUTABLE
+    if _looks_like_safetensors(head):
+        return Kind.SAFETENSORS
+    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTO_OPS:
+        return Kind.PICKLE
+    if _looks_like_zlib(head):
+        return Kind.ZLIB
+    if _looks_like_lzma_alone(head):
+        return Kind.LZMA
+    if len(head) >= 512 and _tar_checksum_ok(head[:512]):
+        return Kind.TAR  # pre-POSIX (v7) tar header without the "ustar" magic
+    return None
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    if len(head) < 9:
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return 2 <= header_len <= 100_000_000 and head[8:9] == b"{"
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    """Protocol 0/1 pickles have no PROTO opcode: accept a head that decodes as opcodes.
+
+    ``pickletools.genops`` only decodes opcodes and their arguments; it never
+    builds objects or imports anything. A short stream must reach STOP; a long
+    one must decode cleanly up to the end of the sniff window.
+    """
+    if not head or head[0] not in _PICKLE_P0_FIRST:
+        return False
+    stream = io.BytesIO(head)
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(stream):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 2
+    except Exception:  # noqa: BLE001 - any decode error (incl. truncation) means "not a pickle head"
+        return len(head) >= SNIFF_BYTES and count >= 8 and stream.tell() >= len(head) - 64
+    return False
+
+
+def _looks_like_zlib(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x78 and ((head[0] << 8) | head[1]) % 31 == 0
+
+
+def _looks_like_lzma_alone(head: bytes) -> bool:
+    # .lzma "alone" header: properties byte 0x5D, dictionary size (power of two), then size or -1.
+    if len(head) < 13 or head[0] != 0x5D:
+        return False
+    (dict_size,) = struct.unpack("<I", head[1:5])
+    return dict_size >= 4096 and (dict_size & (dict_size - 1)) == 0
+
+
+def _tar_checksum_ok(block: bytes) -> bool:
+    stored = block[148:156].split(b"\x00", 1)[0].strip()
+    if not stored or not all(48 <= c <= 55 for c in stored):  # octal digits only
+        return False
+    computed = sum(block[:148]) + 8 * 32 + sum(block[156:512])
+    return int(stored, 8) == computed and block[:1] not in (b"\x00", b"")
+
+
+def _as_text(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # a multi-byte character cut at the end is fine
+            return None
+        text = head[: exc.start].decode("utf-8")
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return text if text and printable / len(text) > 0.95 else None
+
+
+def _json_prefix_ok(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except json.JSONDecodeError as exc:
+        # Truncated at the sniff window is fine; a syntax error early on is not JSON.
+        return exc.pos >= len(text) - 1 or exc.msg.startswith(("Unterminated", "Expecting value"))
+    except RecursionError:
+        return True
+
+
+def expected_kinds(name: str) -> frozenset[Kind] | None:
+    """Kinds a file name's extension promises, or None when the extension promises nothing."""
+    return EXPECTED_KINDS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())

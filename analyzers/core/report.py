@@ -1,0 +1,116 @@
+"""Reports: the per-target result of a scan and the JSON contract (DESIGN 3.1).
+
+The JSON shape is a promise to users: fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+from mlgate.analyzers.core.findings import Finding, Severity
+from mlgate.analyzers.core.policy import Policy, Verdict
+from mlgate.analyzers.core.walker import TargetScan
+
+
+def version() -> str:
+    """The installed mlgate version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("mlgate")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0+unknown"
+
+
+@dataclass
+class DependencyReport:
+    """One reference a target makes, and what became of it."""
+
+    ref: str
+    kind: str
+    location: str  # where in the target it was named
+    resolved: bool
+    verdict: Verdict | None = None
+    resolved_to: str = ""  # path, URI or cache location actually scanned
+    digest: str = ""
+    reason: str = ""  # why it is unresolved, or what else an operator should know
+    revision: str | None = None
+    field: str = ""
+    findings: list[Finding] = dc_field(default_factory=list)  # the dependency's own findings
+    dependencies: list[DependencyReport] = dc_field(default_factory=list)  # transitive chain
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "ref": self.ref,
+            "kind": self.kind,
+            "resolved": self.resolved,
+            "verdict": self.verdict.value if self.verdict else None,
+            "location": self.location,
+        }
+        for key in ("field", "revision", "resolved_to", "digest", "reason"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        if self.findings:
+            out["findings"] = [f.to_dict() for f in self.findings]
+        if self.dependencies:
+            out["dependencies"] = [d.to_dict() for d in self.dependencies]
+        return out
+
+
+@dataclass
+class TargetReport:
+    """The verdict on one target, with everything that led to it."""
+
+    target: str
+    verdict: Verdict
+    scan_complete: bool
+    digest: str
+    duration_s: float
+    findings: list[Finding]
+    dependencies: list[DependencyReport] = dc_field(default_factory=list)
+    bytes_read: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "verdict": self.verdict.value,
+            "scan_complete": self.scan_complete,
+            "digest": self.digest,
+            "duration_s": round(self.duration_s, 6),
+            "findings": [f.to_dict() for f in self.findings],
+            "dependencies": [d.to_dict() for d in self.dependencies],
+            "bytes_read": self.bytes_read,
+        }
+
+    def counts(self) -> dict[Severity, int]:
+        """Active (unsuppressed) findings per severity."""
+        out = {s: 0 for s in Severity}
+        for f in self.findings:
+            if f.suppressed is None:
+                out[f.severity] += 1
+        return out
+
+
+def build_report(scan: TargetScan, policy: Policy, dependencies: list[DependencyReport] | None = None) -> TargetReport:
+    """Apply the policy to a walker result (and its resolved dependencies)."""
+    deps = dependencies or []
+    findings = policy.apply_suppressions(scan.findings)
+    verdict = policy.decide(findings, scan.complete, [d.verdict if d.resolved else None for d in deps])
+    return TargetReport(
+        target=scan.target,
+        verdict=verdict,
+        scan_complete=scan.complete,
+        digest=scan.digest,
+        duration_s=scan.duration_s,
+        findings=findings,
+        dependencies=deps,
+        bytes_read=scan.bytes_read,
+    )
+
+
+def report_document(reports: list[TargetReport]) -> dict[str, object]:
+    """The top-level JSON document of DESIGN 3.1."""
+    return {"mlgate_version": version(), "targets": [r.to_dict() for r in reports]}

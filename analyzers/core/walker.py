@@ -1,0 +1,250 @@
+"""The artifact walker: visit every file and member of a target, sniff, dispatch, recurse.
+
+``scan_path`` scans one target (a file or a directory tree) and returns a
+``TargetScan``: findings, whether everything was read, the references to other
+models, and the content digest. Analyzers receive a ``ScanContext`` and call
+``ctx.walk(child)`` to recurse into what they unpack. Every failure mode
+(a budget, a parse error, an analyzer crash, a kind nobody reads) becomes a
+finding that marks the scan incomplete: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from mlgate.analyzers.core.artifact import Artifact, MeteredStream, read_exact
+from mlgate.analyzers.core.budget import BudgetExceeded, Budgets, BudgetTracker
+from mlgate.analyzers.core.digest import file_sha256, manifest_digest
+from mlgate.analyzers.core.findings import Finding, Rule, Severity
+from mlgate.analyzers.core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, expected_kinds, sniff
+from mlgate.analyzers.core.references import Reference
+from mlgate.analyzers.core.registry import analyzers_for
+
+log = logging.getLogger(__name__)
+
+NO_ANALYZER = Rule("MLG-CORE-001", Severity.MEDIUM, "Content of a kind mlgate cannot analyze yet", "core", incomplete=True)
+BUDGET = Rule("MLG-CORE-002", Severity.MEDIUM, "Scan budget exceeded; the rest was not read", "core", incomplete=True)
+MALFORMED = Rule("MLG-CORE-003", Severity.MEDIUM, "Content could not be parsed", "core", incomplete=True)
+CRASH = Rule("MLG-CORE-004", Severity.HIGH, "An analyzer failed on this content", "core", incomplete=True)
+UNREADABLE = Rule("MLG-CORE-005", Severity.MEDIUM, "File or member could not be read", "core", incomplete=True)
+EXT_MISMATCH = Rule("MLG-CORE-006", Severity.MEDIUM, "File extension does not match its content", "core")
+EXECUTABLE = Rule("MLG-CORE-007", Severity.MEDIUM, "Executable or script inside a model", "core")
+LINK_OUTSIDE = Rule("MLG-CORE-008", Severity.MEDIUM, "Symbolic link in a model directory points outside it", "core")
+LINK_NOT_FOLLOWED = Rule(
+    "MLG-CORE-009", Severity.MEDIUM, "Symbolic link to a directory was not followed", "core", incomplete=True
+)
+
+
+class Malformed(Exception):
+    """Raised by an analyzer when content does not parse; becomes an incomplete finding."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+@dataclass
+class ScanOptions:
+    """How to scan: budgets, and whether to hash content for the digest."""
+
+    budgets: Budgets = field(default_factory=Budgets)
+    compute_digest: bool = True
+
+
+@dataclass
+class TargetScan:
+    """What the walker learned about one target; the policy turns it into a verdict."""
+
+    target: str
+    findings: list[Finding]
+    complete: bool
+    references: list[Reference]
+    digest: str
+    duration_s: float
+    bytes_read: int
+    members: int
+
+
+class ScanContext:
+    """Per-target state handed to analyzers: findings, budgets, recursion, references."""
+
+    def __init__(self, target: str, options: ScanOptions) -> None:
+        self.target = target
+        self.options = options
+        self.tracker = BudgetTracker(options.budgets)
+        self.findings: list[Finding] = []
+        self.references: list[Reference] = []
+        self._budgets_reported: set[str] = set()
+
+    @property
+    def complete(self) -> bool:
+        return not any(f.incomplete for f in self.findings)
+
+    # --- what analyzers call -------------------------------------------------------------
+    def open(self, artifact: Artifact) -> BinaryIO:
+        """Open ``artifact`` with every byte read charged to the target's byte budget."""
+        self.tracker.check_time()
+        return MeteredStream(artifact.open(), self._charge)  # type: ignore[return-value]
+
+    def walk(self, artifact: Artifact) -> None:
+        """Sniff ``artifact`` and run every analyzer registered for its kind (recursing)."""
+        try:
+            self.tracker.check_time()
+            self.tracker.check_depth(artifact.depth)
+            self.tracker.charge_member()
+            head = self._head(artifact)
+        except BudgetExceeded as exc:
+            self.budget_exceeded(exc, artifact.location)
+            return
+        except OSError as exc:
+            self.add(UNREADABLE.finding(artifact.location, f"could not read: {exc.strerror or exc}"))
+            return
+        kind = sniff(head, artifact.name)
+        artifact.kind = kind
+        self._check_kind(artifact, kind)
+        entries = analyzers_for(kind)
+        if not entries:
+            if kind not in DATA_KINDS and kind is not Kind.EXECUTABLE:
+                self.add(
+                    NO_ANALYZER.finding(
+                        artifact.location,
+                        f"{kind.value} content is not analyzed by this mlgate version; "
+                        "it was not read and cannot be approved",
+                    )
+                )
+            return
+        for name, analyze in entries:
+            self._run(name, analyze, artifact)
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def add_reference(self, reference: Reference) -> None:
+        self.references.append(reference)
+
+    def budget_exceeded(self, exc: BudgetExceeded, location: str) -> None:
+        """Record a budget overrun once per budget (later overruns of the same budget add nothing)."""
+        if exc.budget in self._budgets_reported:
+            return
+        self._budgets_reported.add(exc.budget)
+        self.add(BUDGET.finding(location, f"scan stopped: {exc.detail} (budget {exc.budget})"))
+
+    # --- internals -----------------------------------------------------------------------
+    def _charge(self, n: int) -> None:
+        self.tracker.charge_bytes(n)
+        self.tracker.check_time()
+
+    def _head(self, artifact: Artifact) -> bytes:
+        with self.open(artifact) as stream:
+            return read_exact(stream, SNIFF_BYTES)
+
+    def _check_kind(self, artifact: Artifact, kind: Kind) -> None:
+        if kind is Kind.EXECUTABLE:
+            self.add(EXECUTABLE.finding(artifact.location, "native executable or script shipped with the model"))
+        expected = expected_kinds(artifact.name)
+        if expected is not None and kind not in expected and kind is not Kind.UNKNOWN:
+            wanted = "/".join(sorted(k.value for k in expected))
+            self.add(
+                EXT_MISMATCH.finding(
+                    artifact.location,
+                    f"named like {wanted} but the content is {kind.value}; loaders that trust the "
+                    "extension will be surprised",
+                )
+            )
+
+    def _run(self, name: str, analyze: object, artifact: Artifact) -> None:
+        try:
+            for finding in analyze(artifact, self):  # type: ignore[operator]
+                self.add(finding)
+        except BudgetExceeded as exc:
+            self.budget_exceeded(exc, artifact.location)
+        except Malformed as exc:
+            where = artifact.location if exc.offset is None else artifact.at(exc.offset)
+            self.add(MALFORMED.finding(where, f"{name}: {exc}"))
+        except RecursionError:
+            self.add(MALFORMED.finding(artifact.location, f"{name}: structure nested too deeply to parse"))
+        except MemoryError:
+            self.add(CRASH.finding(artifact.location, f"{name}: ran out of memory"))
+        except OSError as exc:
+            self.add(UNREADABLE.finding(artifact.location, f"{name}: could not read: {exc}"))
+        except Exception as exc:
+            log.debug("analyzer %s crashed on %s", name, artifact.location, exc_info=True)
+            self.add(CRASH.finding(artifact.location, f"{name} analyzer failed: {type(exc).__name__}: {exc}"))
+
+
+def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, label: str | None = None) -> TargetScan:
+    """Scan one target: a file, or a directory tree. Raises FileNotFoundError/PermissionError
+    when the target itself cannot be opened (a usage error, not a finding)."""
+    options = options or ScanOptions()
+    root = Path(path)
+    target = label or str(path)
+    started = time.monotonic()
+    ctx = ScanContext(target, options)
+    if root.is_dir():
+        files = list(_directory_files(root, ctx))
+    else:
+        with open(root, "rb"):
+            pass  # surface FileNotFoundError / PermissionError / IsADirectoryError to the caller
+        files = [(root.name, root)]
+    hashes: list[tuple[str, str]] = []
+    for rel, file_path in files:
+        ctx.walk(Artifact.from_file(str(file_path), rel))
+        if options.compute_digest:
+            try:
+                hashes.append((rel, file_sha256(file_path)))
+            except OSError:
+                hashes.append((rel, "unreadable"))
+    return TargetScan(
+        target=target,
+        findings=ctx.findings,
+        complete=ctx.complete,
+        references=ctx.references,
+        digest=manifest_digest(hashes) if options.compute_digest else "",
+        duration_s=time.monotonic() - started,
+        bytes_read=ctx.tracker.bytes_read,
+        members=ctx.tracker.members,
+    )
+
+
+def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, Path]]:
+    """Every regular file below ``root`` as (posix relative path, path), sorted.
+
+    Symlinks to files are followed (loaders follow them; the Hugging Face cache is
+    made of them) and reported when they leave the tree; symlinks to directories
+    are not followed and are reported as not read.
+    """
+    out: list[tuple[str, Path]] = []
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        here = Path(dirpath)
+        for d in list(dirnames):
+            if (here / d).is_symlink():
+                rel = (here / d).relative_to(root).as_posix()
+                ctx.add(LINK_NOT_FOLLOWED.finding(rel, f"symlink to a directory ({os.readlink(here / d)}) not scanned"))
+        for name in sorted(filenames):
+            full = here / name
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink():
+                target = full.resolve()
+                if not _inside(target, real_root) and not _hf_cache_blob(full, target):
+                    ctx.add(LINK_OUTSIDE.finding(rel, f"symlink to {os.readlink(full)} outside the model directory"))
+                if not target.is_file():
+                    ctx.add(UNREADABLE.finding(rel, f"symlink target {os.readlink(full)} is not a readable file"))
+                    continue
+            out.append((rel, full))
+    return out
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _hf_cache_blob(link: Path, target: Path) -> bool:
+    """Hugging Face cache snapshots are symlinks ``snapshots/<rev>/f -> ../../blobs/<hash>``."""
+    return target.parent.name == "blobs" and "snapshots" in link.parts
