@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -178,34 +179,57 @@ class ScanContext:
 
 
 def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, label: str | None = None) -> TargetScan:
-    """Scan one target: a file, or a directory tree. Raises FileNotFoundError/PermissionError
-    when the target itself cannot be opened (a usage error, not a finding)."""
+    """Scan one local target: a file, or a directory tree.
+
+    Raises FileNotFoundError/PermissionError/IsADirectoryError when the target itself
+    cannot be opened (a usage error for the caller, not a finding).
+    """
     options = options or ScanOptions()
     root = Path(path)
     target = label or str(path)
-    started = time.monotonic()
     ctx = ScanContext(target, options)
     if root.is_dir():
-        files = list(_directory_files(root, ctx))
+        files = _directory_files(root, ctx)
     else:
         with open(root, "rb"):
-            pass  # surface FileNotFoundError / PermissionError / IsADirectoryError to the caller
+            pass  # surface the OSError to the caller before anything else happens
         files = [(root.name, root)]
+    artifacts = [Artifact.from_file(str(file_path), rel) for rel, file_path in files]
+    paths = dict(files)
+
+    def local_hash(artifact: Artifact) -> str:
+        try:
+            return file_sha256(paths[artifact.location])
+        except OSError:
+            return "unreadable"
+
+    return scan_artifacts(artifacts, ctx, content_hash=local_hash if options.compute_digest else None)
+
+
+def scan_artifacts(
+    artifacts: list[Artifact],
+    ctx: ScanContext,
+    content_hash: Callable[[Artifact], str] | None,
+) -> TargetScan:
+    """Scan the top-level artifacts of one target (local files, S3 objects, MLflow artifacts).
+
+    ``content_hash`` gives each artifact's content hash for the digest manifest
+    (sha256 for local files; sources with their own content ids, such as S3
+    version ids or ETags, supply those); ``None`` skips the digest.
+    """
+    started = time.monotonic()
     hashes: list[tuple[str, str]] = []
-    for rel, file_path in files:
-        ctx.walk(Artifact.from_file(str(file_path), rel))
-        if options.compute_digest:
-            try:
-                hashes.append((rel, file_sha256(file_path)))
-            except OSError:
-                hashes.append((rel, "unreadable"))
+    for artifact in artifacts:
+        ctx.walk(artifact)
+        if content_hash is not None:
+            hashes.append((artifact.location, content_hash(artifact)))
     return TargetScan(
-        target=target,
+        target=ctx.target,
         findings=ctx.findings,
         complete=ctx.complete,
         references=ctx.references,
-        digest=manifest_digest(hashes) if options.compute_digest else "",
-        duration_s=time.monotonic() - started,
+        digest=manifest_digest(hashes) if content_hash is not None else "",
+        duration_s=time.monotonic() - min(started, ctx.tracker.started),
         bytes_read=ctx.tracker.bytes_read,
         members=ctx.tracker.members,
     )
