@@ -65,7 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("mlgate").debug("internal error", exc_info=True)
         print(f"mlgate: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
         return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

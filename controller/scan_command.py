@@ -92,8 +92,8 @@ def _check_readable(path: str) -> None:
             raise UsageError(f"cannot read directory {path}: permission denied")
         return
     try:
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as fh:
+            fh.read(1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 

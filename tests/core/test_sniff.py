@@ -1,0 +1,98 @@
+"""Content routing: magic bytes decide the kind; names only select schemas for magic-less formats."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import pickle
+import struct
+import tarfile
+import zipfile
+import zlib
+
+import pytest
+
+from mlgate.analyzers.core.kinds import Kind, sniff
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.txt", "hi")
+    return buf.getvalue()
+
+
+def _tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    return buf.getvalue()
+
+
+def _v7_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    data = bytearray(buf.getvalue())
+    data[257:265] = b"\x00" * 8  # drop the ustar magic and version: an old v7 header
+    checksum = sum(data[:148]) + 8 * 32 + sum(data[156:512])
+    data[148:156] = f"{checksum:06o}\x00 ".encode()
+    return bytes(data)
+
+
+def _safetensors() -> bytes:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    return struct.pack("<Q", len(header)) + header + b"\x00" * 4
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "kind"),
+    [
+        (_zip(), "model.pt", Kind.ZIP),
+        (_tar(), "model.nemo", Kind.TAR),
+        (_v7_tar(), "old.tar", Kind.TAR),
+        (gzip.compress(b"x" * 100), "a.gz", Kind.GZIP),
+        (bz2.compress(b"x" * 100), "a", Kind.BZIP2),
+        (lzma.compress(b"x" * 100), "a", Kind.XZ),
+        (lzma.compress(b"x" * 100, format=lzma.FORMAT_ALONE), "a", Kind.LZMA),
+        (zlib.compress(b"x" * 100), "a.joblib", Kind.ZLIB),
+        (b"\x28\xb5\x2f\xfd" + b"\x00" * 10, "a", Kind.ZSTD),
+        (b"\x04\x22\x4d\x18" + b"\x00" * 10, "a", Kind.LZ4),
+        (b"7z\xbc\xaf\x27\x1c" + b"\x00" * 26, "a", Kind.SEVENZIP),
+        (pickle.dumps({"a": 1}, protocol=2), "weights.bin", Kind.PICKLE),
+        (pickle.dumps({"a": 1}, protocol=5), "x", Kind.PICKLE),
+        (pickle.dumps([1, "two"], protocol=0), "x", Kind.PICKLE),
+        (pickle.dumps([1, "two"], protocol=1), "x", Kind.PICKLE),
+        (b"\x93NUMPY\x01\x00" + b"\x00" * 10, "a.npy", Kind.NUMPY),
+        (b"GGUF\x03\x00\x00\x00", "m.gguf", Kind.GGUF),
+        (b"\x89HDF\r\n\x1a\n" + b"\x00" * 100, "m.h5", Kind.HDF5),
+        (b"\x00" * 512 + b"\x89HDF\r\n\x1a\n" + b"\x00" * 100, "m.h5", Kind.HDF5),
+        (_safetensors(), "model.safetensors", Kind.SAFETENSORS),
+        (b"\x7fELF\x02\x01\x01" + b"\x00" * 50, "lib.so", Kind.EXECUTABLE),
+        (b"#!/bin/sh\necho hi\n", "run", Kind.EXECUTABLE),
+        (b"\x08\x07\x12\x04test", "model.onnx", Kind.ONNX),
+        (b"\x08\x01\x12\x10", "saved_model.pb", Kind.SAVEDMODEL),
+        (b"\n\x0bkeras", "keras_metadata.pb", Kind.KERAS_METADATA),
+        (b'{"architectures": ["Bert"]}', "config.json", Kind.JSON),
+        (b'{"architectures": ["Bert"]}', "no_extension", Kind.JSON),
+        (b"flavors:\n  python_function: {}\n", "MLmodel", Kind.YAML),
+        (b"import os\n", "modeling.py", Kind.PYTHON),
+        (b"It was a day.\n", "notes", Kind.TEXT),
+        (b"numpy==2.0\nscikit-learn\n", "requirements.txt", Kind.TEXT),
+        (bytes(range(256)) * 4, "data/0", Kind.UNKNOWN),
+    ],
+)
+def test_sniff(data, name, kind):
+    assert sniff(data[:4096], name) is kind
+
+
+def test_route_by_content_not_extension():
+    assert sniff(pickle.dumps({"a": 1}, protocol=4), "model.safetensors") is Kind.PICKLE
+    assert sniff(_zip(), "weights.pkl") is Kind.ZIP
