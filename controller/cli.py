@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mlgate: interrupted", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - internal failure: one line, exit 2, details with -v
+    except Exception as exc:
         logging.getLogger("mlgate").debug("internal error", exc_info=True)
         print(f"mlgate: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
         return EXIT_USAGE

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_policy
@@ -55,24 +55,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scan_all(paths: list[str], policy: Policy, jobs: int, show_progress: bool = True) -> list[TargetReport]:
-    """Scan each path (in parallel when ``jobs`` > 1), keeping the order of ``paths``."""
+    """Scan each path, keeping the order of ``paths``.
+
+    With ``jobs`` > 1 the targets are scanned in worker processes (analysis is
+    CPU-bound Python, so threads would not run in parallel).
+    """
     progress = Progress(total=len(paths), enabled=show_progress and _wants_progress(paths))
-
-    def one(path: str) -> TargetReport:
-        try:
-            return scan_target(path, policy, label=path)
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        finally:
-            progress.advance(path)
-
     try:
-        if jobs == 1:
-            return [one(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            return list(pool.map(one, paths))
+        if jobs == 1 or len(paths) == 1:
+            reports = []
+            for path in paths:
+                reports.append(_scan_one(path, policy))
+                progress.advance(path)
+            return reports
+        results: dict[int, TargetReport] = {}
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+            futures = {pool.submit(_scan_one, path, policy): i for i, path in enumerate(paths)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.advance(paths[futures[future]])
+        return [results[i] for i in range(len(paths))]
     finally:
         progress.close()
+
+
+def _scan_one(path: str, policy: Policy) -> TargetReport:
+    try:
+        return scan_target(path, policy, label=path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _wants_progress(paths: list[str]) -> bool:
