@@ -9,8 +9,9 @@ import os
 
 os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
 
-from mlgate.analyzers.core.report import version
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from mlgate.analyzers.core.report import version
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
