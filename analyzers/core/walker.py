@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ UNREADABLE = Rule("MLG-CORE-005", Severity.MEDIUM, "File or member could not be 
 EXT_MISMATCH = Rule("MLG-CORE-006", Severity.MEDIUM, "File extension does not match its content", "core")
 EXECUTABLE = Rule("MLG-CORE-007", Severity.MEDIUM, "Executable or script inside a model", "core")
 LINK_OUTSIDE = Rule("MLG-CORE-008", Severity.MEDIUM, "Symbolic link in a model directory points outside it", "core")
+POLYGLOT = Rule("MLG-CORE-010", Severity.HIGH, "File is also a zip archive (polyglot)", "core")
 LINK_NOT_FOLLOWED = Rule(
     "MLG-CORE-009", Severity.MEDIUM, "Symbolic link to a directory was not followed", "core", incomplete=True
 )
@@ -109,18 +111,27 @@ class ScanContext:
         artifact.kind = kind
         self._check_kind(artifact, kind)
         entries = analyzers_for(kind)
-        if not entries:
-            if kind not in DATA_KINDS and kind is not Kind.EXECUTABLE:
-                self.add(
-                    NO_ANALYZER.finding(
-                        artifact.location,
-                        f"{kind.value} content is not analyzed by this mlgate version; "
-                        "it was not read and cannot be approved",
-                    )
+        if not entries and kind not in DATA_KINDS and kind is not Kind.EXECUTABLE:
+            self.add(
+                NO_ANALYZER.finding(
+                    artifact.location,
+                    f"{kind.value} content is not analyzed by this mlgate version; "
+                    "it was not read and cannot be approved",
                 )
-            return
+            )
         for name, analyze in entries:
             self._run(name, analyze, artifact)
+        if artifact.parent is None and kind is not Kind.ZIP and self._trailing_zip(artifact):
+            self.add(
+                POLYGLOT.finding(
+                    artifact.location,
+                    f"{kind.value} content that also ends with a zip directory: loaders that look for the "
+                    "zip end record (zipfile, Keras) read different content than loaders that read the "
+                    "start; the zip view was scanned too",
+                )
+            )
+            for name, analyze in analyzers_for(Kind.ZIP):
+                self._run(name, analyze, artifact)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -143,6 +154,35 @@ class ScanContext:
     def _head(self, artifact: Artifact) -> bytes:
         with self.open(artifact) as stream:
             return read_exact(stream, SNIFF_BYTES)
+
+    def _trailing_zip(self, artifact: Artifact) -> bool:
+        """True when a top-level file also carries a valid zip end record and central directory.
+
+        Only top-level files are checked (one small tail read each), which is where a
+        loader meets them; members inside containers are routed by their head.
+        """
+        size = artifact.size or 0
+        if size < 22:
+            return False
+        try:
+            with self.open(artifact) as stream:
+                start = max(0, size - (22 + 0xFFFF))
+                stream.seek(start)
+                tail = read_exact(stream, size - start)
+                pos = tail.rfind(b"PK\x05\x06")
+                if pos < 0 or len(tail) - pos < 22:
+                    return False
+                cd_size, _cd_offset = struct.unpack_from("<LL", tail, pos + 12)
+                cd_start = start + pos - cd_size
+                if cd_size == 0 or cd_start < 0:  # an empty directory hides nothing
+                    return False
+                stream.seek(cd_start)
+                return read_exact(stream, 4) == b"PK\x01\x02"
+        except BudgetExceeded as exc:
+            self.budget_exceeded(exc, artifact.location)
+            return False
+        except (OSError, struct.error):
+            return False
 
     def _check_kind(self, artifact: Artifact, kind: Kind) -> None:
         if kind is Kind.EXECUTABLE:

@@ -96,3 +96,26 @@ def test_sniff(data, name, kind):
 def test_route_by_content_not_extension():
     assert sniff(pickle.dumps({"a": 1}, protocol=4), "model.safetensors") is Kind.PICKLE
     assert sniff(_zip(), "weights.pkl") is Kind.ZIP
+
+
+def test_pickle_with_a_zip_appended_is_a_polyglot_and_both_views_are_scanned(tmp_path):
+    from mlgate.analyzers.core.walker import scan_path
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../../escape.txt", "x")
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps([1, 2], protocol=2) + buf.getvalue())
+    rules = {f.rule for f in scan_path(path).findings}
+    assert "MLG-CORE-010" in rules
+    assert "MLG-ARC-001" in rules  # the member name in the zip view was checked
+
+
+def test_plain_pickle_is_not_a_polyglot(tmp_path):
+    from mlgate.analyzers.core.walker import scan_path
+
+    path = tmp_path / "model.pkl"
+    # End-record signature bytes inside the data, but no central directory where it points.
+    eocd = b"PK\x05\x06" + b"\x00" * 4 + b"\x01\x00\x01\x00" + b"\x10\x00\x00\x00" + b"\x00" * 6
+    path.write_bytes(pickle.dumps([1, bytes(range(200)) + eocd], protocol=2))
+    assert "MLG-CORE-010" not in {f.rule for f in scan_path(path).findings}
