@@ -1,0 +1,113 @@
+"""MLflow model-version verdict tags (DESIGN 3.2): writing them from a report, reading and verifying them.
+
+``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at``, ``mlgate.scanner``,
+``mlgate.findings`` and ``mlgate.signature`` (HMAC over name, version, digest and
+verdict, ``controller/signing.py``). A verdict whose signature does not verify
+counts as no verdict at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mlgate.analyzers.core.findings import Severity
+from mlgate.analyzers.core.policy import Verdict
+from mlgate.analyzers.core.report import TargetReport, version
+from mlgate.controller.signing import sign_verdict, verify_verdict
+
+PREFIX = "mlgate."
+VERDICT = "mlgate.verdict"
+DIGEST = "mlgate.digest"
+SCANNED_AT = "mlgate.scanned_at"
+SCANNER = "mlgate.scanner"
+FINDINGS = "mlgate.findings"
+SIGNATURE = "mlgate.signature"
+ALL_TAGS: tuple[str, ...] = (VERDICT, DIGEST, SCANNED_AT, SCANNER, FINDINGS, SIGNATURE)  # write order: signature last
+
+UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
+_TOP_RULES = 3
+
+
+def is_reserved(key: str) -> bool:
+    """Tag keys only the controller may write."""
+    return key.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class SignedVerdict:
+    """A verdict read back from tags whose signature verified."""
+
+    verdict: Verdict
+    digest: str
+    scanned_at: str
+    scanner: str
+    findings: str
+
+    @property
+    def approved(self) -> bool:
+        return self.verdict is Verdict.APPROVED
+
+
+def build_tags(key: bytes, name: str, model_version: str, report: TargetReport,
+               now: dt.datetime | None = None) -> dict[str, str]:
+    """The tags recording ``report`` for model ``name`` version ``model_version``, in write order."""
+    digest = report.digest or UNKNOWN_DIGEST
+    verdict = report.verdict.value
+    scanned = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return {
+        VERDICT: verdict,
+        DIGEST: digest,
+        SCANNED_AT: scanned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        SCANNER: f"mlgate {version()}",
+        FINDINGS: summarize_findings(report),
+        SIGNATURE: sign_verdict(key, name, model_version, digest, verdict),
+    }
+
+
+def read_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> SignedVerdict | None:
+    """The signed verdict in ``tags``, or ``None`` when missing, unknown or not validly signed."""
+    tags = tags or {}
+    raw, digest = tags.get(VERDICT), tags.get(DIGEST)
+    if raw is None or not digest:
+        return None
+    try:
+        verdict = Verdict(raw)
+    except ValueError:
+        return None
+    if not verify_verdict(key, name, str(model_version), digest, raw, tags.get(SIGNATURE)):
+        return None
+    return SignedVerdict(verdict=verdict, digest=digest, scanned_at=tags.get(SCANNED_AT, ""),
+                         scanner=tags.get(SCANNER, ""), findings=tags.get(FINDINGS, ""))
+
+
+def summarize_findings(report: TargetReport) -> str:
+    """``critical=1 high=0 medium=2 low=0 info=0; top: MLG-PKL-001, MLG-CORE-001; dependencies: models:/base/1
+    quarantined`` (active findings; dependencies only when one is quarantined or unresolved)."""
+    counts = report.counts()
+    parts = [" ".join(f"{s.label}={counts[s]}" for s in sorted(Severity, reverse=True))]
+    top = top_rules(report)
+    if top:
+        parts.append(f"top: {', '.join(top)}")
+    bad = [f"{d.ref} {d.verdict.value if d.resolved and d.verdict else 'unresolved'}" for d in report.dependencies
+           if not d.resolved or d.verdict is not Verdict.APPROVED]
+    if bad:
+        parts.append(f"dependencies: {', '.join(bad[:_TOP_RULES])}" + (" ..." if len(bad) > _TOP_RULES else ""))
+    return "; ".join(parts)
+
+
+def summary_details(summary: str) -> str:
+    """What follows the severity counts in a ``mlgate.findings`` tag (top rules, bad dependencies)."""
+    return summary.partition("; ")[2]
+
+
+def top_rules(report: TargetReport, limit: int = _TOP_RULES) -> list[str]:
+    """The most severe rule ids among active findings (ties: most frequent first, then id)."""
+    active = [f for f in report.findings if f.suppressed is None]
+    worst: dict[str, Severity] = {}
+    for f in active:
+        worst[f.rule] = max(worst.get(f.rule, Severity.INFO), f.severity)
+    freq = Counter(f.rule for f in active)
+    return sorted(worst, key=lambda r: (-worst[r], -freq[r], r))[:limit]
