@@ -1,25 +1,137 @@
-"""Scan orchestration: one target path -> one ``TargetReport`` under a policy.
+"""Scan orchestration: one target path -> one ``TargetReport`` under a policy, dependencies included.
 
 This is the single entry point the CLI, the MLflow controller, the S3 watcher
-and the admission tooling use to scan something. Dependency resolution plugs in
-here: each reference the walker found is resolved and scanned with the same
-rules, and its verdict feeds the target's.
+and the admission tooling use to scan something. Each reference the walker
+found is handed to the resolver (``controller/resolver.py``); what it resolves
+to is scanned with the same analyzers through the same code, recursively, and
+its verdict feeds the target's through ``DependencyReport``. Recursion stops at
+``MAX_DEPENDENCY_DEPTH`` (deeper dependencies are unresolved, so the default
+policy quarantines) and at cycles (a model already being scanned higher in the
+chain is decided there). A dependency named twice in one scan is scanned once.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
-from mlgate.analyzers.core.policy import Policy
-from mlgate.analyzers.core.report import TargetReport, build_report
-from mlgate.analyzers.core.walker import ScanOptions, scan_path
+from mlgate.analyzers.core.artifact import LEVEL_SEPARATOR
+from mlgate.analyzers.core.policy import Policy, Verdict
+from mlgate.analyzers.core.references import Reference
+from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
+from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
+from mlgate.controller.resolver import Origin, Resolution, Resolver, default_resolver
+
+MAX_DEPENDENCY_DEPTH = 4
+"""Dependencies of dependencies are followed this deep (adapter -> base -> code repo is 2)."""
+
+_LOCATION_SEPARATORS = (LEVEL_SEPARATOR, "/", "@", "#", ":")
 
 
-def scan_target(path: str | os.PathLike[str], policy: Policy, label: str | None = None) -> TargetReport:
-    """Scan ``path`` (file or directory) and decide its verdict under ``policy``.
+def scan_target(
+    path: str | os.PathLike[str], policy: Policy, label: str | None = None, resolver: Resolver | None = None
+) -> TargetReport:
+    """Scan ``path`` (file or directory) and its dependencies; decide its verdict under ``policy``.
 
-    Raises ``OSError`` when ``path`` itself cannot be opened (callers report it as
-    a usage error or a failed scan, never as approved).
+    ``resolver`` defaults to ``default_resolver()`` (hub cache, MLflow, S3 and local paths from the
+    environment). Raises ``OSError`` when ``path`` itself cannot be opened (callers report it as a
+    usage error or a failed scan, never as approved).
     """
-    scan = scan_path(path, ScanOptions(budgets=policy.budgets), label=label)
-    return build_report(scan, policy, dependencies=[])
+    session = _Session(policy, resolver if resolver is not None else default_resolver())
+    return session.scan(Path(path), label, chain=(), identity=str(Path(path).resolve()))
+
+
+def resolve_dependencies(
+    scan: TargetScan, policy: Policy, origin: Origin, resolver: Resolver | None = None
+) -> list[DependencyReport]:
+    """Dependency reports for a scan made elsewhere (an S3 model read in place, an MLflow download)."""
+    session = _Session(policy, resolver if resolver is not None else default_resolver())
+    return session.dependencies(scan, origin, chain=(scan.target,))
+
+
+class _Session:
+    """One top-level scan: the resolver, the policy, and dependencies already scanned (by identity)."""
+
+    def __init__(self, policy: Policy, resolver: Resolver, max_depth: int = MAX_DEPENDENCY_DEPTH) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.max_depth = max_depth
+        self.done: dict[str, TargetReport] = {}
+
+    def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
+        scan = scan_path(path, ScanOptions(budgets=self.policy.budgets), label=label)
+        deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))
+        return build_report(scan, self.policy, deps)
+
+    def dependencies(self, scan: TargetScan, origin: Origin, chain: tuple[str, ...]) -> list[DependencyReport]:
+        seen: set[tuple[object, ...]] = set()
+        out = []
+        for ref in scan.references:
+            key = (ref.kind, ref.ref, ref.revision, ref.location)
+            if key not in seen:
+                seen.add(key)
+                out.append(self.dependency(ref, scan, origin, chain))
+        return out
+
+    def dependency(self, ref: Reference, scan: TargetScan, origin: Origin, chain: tuple[str, ...]) -> DependencyReport:
+        report = DependencyReport(
+            ref=ref.ref, kind=ref.kind.value, location=ref.location, resolved=False, revision=ref.revision,
+            field=ref.field,
+        )
+        if len(chain) > self.max_depth:
+            report.reason = f"dependency chain deeper than {self.max_depth} levels; not followed"
+            return report
+        resolution = self.resolver.resolve(ref, origin)
+        try:
+            return self._fill(report, resolution, scan, chain)
+        finally:
+            resolution.release()
+
+    def _fill(self, report: DependencyReport, res: Resolution, scan: TargetScan, chain: tuple[str, ...]) -> DependencyReport:
+        report.reason = res.reason
+        report.resolved_to = res.resolved_to
+        if not res.resolved:
+            return report
+        if res.inside_target is not None:
+            return self._inside(report, res.inside_target, scan)
+        if res.path is None:
+            report.resolved = False
+            report.reason = res.reason or "resolver returned nothing to scan"
+            return report
+        report.resolved = True
+        identity = res.identity or str(res.path.resolve())
+        if identity in chain:
+            report.verdict = Verdict.APPROVED
+            report.reason = _join(res.reason, "cycle: already being scanned higher in this chain, which decides it")
+            return report
+        dep = self.done.get(identity)
+        if dep is None:
+            dep = self.scan(res.path, report.ref, chain, identity)
+            self.done[identity] = dep
+        report.verdict = dep.verdict
+        report.digest = dep.digest
+        report.findings = dep.findings
+        report.dependencies = dep.dependencies
+        if not dep.scan_complete:
+            report.reason = _join(report.reason, "dependency scan incomplete")
+        return report
+
+    def _inside(self, report: DependencyReport, relative: str, scan: TargetScan) -> DependencyReport:
+        """A reference to a part of the target: its verdict comes from the target's own findings there."""
+        findings = self.policy.apply_suppressions([f for f in scan.findings if _at_or_below(f.location, relative)])
+        complete = not any(f.incomplete for f in findings)
+        report.resolved = True
+        report.findings = findings
+        report.verdict = self.policy.decide(findings, complete, [])
+        return replace(report, resolved_to=report.resolved_to or f"{relative} (part of this model)")
+
+
+def _at_or_below(location: str, relative: str) -> bool:
+    if location == relative:
+        return True
+    return location.startswith(relative) and location[len(relative)] in _LOCATION_SEPARATORS
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}; {second}" if first else second
