@@ -54,5 +54,10 @@ def _dependency_lines(deps: list[DependencyReport], indent: int) -> list[str]:
         detail = f" -> {dep.resolved_to}" if dep.resolved_to else ""
         reason = f" ({dep.reason})" if dep.reason else ""
         lines.append(f"{' ' * indent}{dep.kind} {dep.ref}: {state}{detail}{reason}")
+        active = [f for f in dep.findings if f.suppressed is None]
+        if dep.verdict is Verdict.QUARANTINED and active:
+            top = max(active, key=lambda f: f.severity)
+            more = f" (+{len(active) - 1} more)" if len(active) > 1 else ""
+            lines.append(f"{' ' * (indent + 2)}because {top.severity.label} {top.rule} at {top.location}: {top.message}{more}")
         lines.extend(_dependency_lines(dep.dependencies, indent + 2))
     return lines

@@ -136,3 +136,17 @@ def test_text_report_groups_by_severity_without_colour_off_tty():
     assert "MLG-TEST-900" in lines[2] and "@118" in lines[2]
     assert "\033[" not in text
     assert "\033[" in render("text", _sample_reports(), colour=True)
+
+
+def test_text_report_says_why_a_dependency_is_quarantined():
+    from mlgate.analyzers.core.report import DependencyReport
+
+    rule = CATALOGUE.get("MLG-TEST-900") or Rule("MLG-TEST-900", Severity.CRITICAL, "Test rule", "test")
+    dep = DependencyReport(
+        ref="acme/base", kind="hf", location="adapter_config.json", resolved=True,
+        verdict=Verdict.QUARANTINED, findings=[rule.finding("pytorch_model.bin!archive/data.pkl@40", "call to os.system('id')")],
+    )
+    report = TargetReport("adapter", Verdict.QUARANTINED, True, "sha256:" + "0" * 64, 0.1, [], [dep])
+    text = render("text", [report])
+    assert "hf acme/base: quarantined" in text
+    assert "because critical MLG-TEST-900 at pytorch_model.bin!archive/data.pkl@40: call to os.system('id')" in text
