@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from google.protobuf.message import Message
 
+from mlgate.analyzers import onnx_backdoor
 from mlgate.analyzers.core.artifact import Artifact, read_exact
 from mlgate.analyzers.core.findings import Finding, Rule, Severity
 from mlgate.analyzers.core.kinds import Kind
@@ -93,6 +94,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     for fn in model.functions:
         where = f"{base}functions/{_text(fn.domain)}.{_text(fn.name)}"
         yield from _nodes(fn.node, where, 0, local)
+    yield from onnx_backdoor.findings(model, base)  # architectural backdoors (threats.md 2.3)
 
 
 def _graph(graph: Message, where: str, depth: int, local: frozenset[tuple[str, str]]) -> Iterator[Finding]:

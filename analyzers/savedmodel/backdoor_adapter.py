@@ -1,17 +1,22 @@
 """SavedModel -> the backdoor heuristics' format-neutral graph (``mlgate.analyzers.backdoors``).
 
-Starts from every serving signature's outputs (the init signature is skipped: it computes no
-prediction) and walks data inputs backwards. ``(Stateful)PartitionedCall`` and nodes whose op is a
-library function are inlined per call site, function arguments bound to the caller's inputs and
-outputs to the callee's ``ret`` entries, so taint flows through Keras' nested wrappers.
-Control-flow ops (If/While/Case, tf.data functions) stay opaque nodes whose outputs depend on all
-their inputs. Signature placeholders are the raw inputs; variables are learned (``VarHandleOp``,
+Starts from every serving signature's outputs and from the object-graph functions Python callers
+reach after ``tf.saved_model.load`` (``reach.find_roots``; their non-resource arguments are raw
+inputs, resource arguments variables), and walks data inputs backwards. The init signature, the
+saver and load-time resource functions compute no prediction and are skipped.
+``(Stateful)PartitionedCall`` and nodes whose op is a library function are inlined per call site,
+function arguments bound to the caller's inputs and outputs to the callee's ``ret`` entries, so
+taint flows through Keras' nested wrappers; calls nested deeper than MAX_CALL_DEPTH (crafted
+chains, recursion) make the analysis incomplete rather than hide the rest. Control-flow ops
+(If/While/Case, tf.data functions) stay opaque nodes whose outputs depend on all their inputs.
+Signature placeholders are the raw inputs; variables are learned (``VarHandleOp``,
 ``ReadVariableOp``); ``Const`` nodes carry a value summary. Locations are
 ``saved_model.pb:<function>/<node>`` like the SavedModel analyzer's own findings.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -26,19 +31,19 @@ from mlgate.analyzers.backdoors import (
     Node,
     Role,
     half_bits,
-    scan_graph,
+    scan,
     slice_extent,
-    too_large,
     unpack_le,
 )
 from mlgate.analyzers.core.findings import Finding
 from mlgate.analyzers.savedmodel.graph import GRAPH_SCOPE, GraphIndex, Scope, attr, data_inputs, text
-from mlgate.analyzers.savedmodel.reach import INIT_SIGNATURE
+from mlgate.analyzers.savedmodel.reach import INIT_SIGNATURE, Phase, find_roots
+from mlgate.analyzers.savedmodel.schema import DT_RESOURCE
 
 CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 BRANCH_ATTRS = (b"then_branch", b"else_branch", b"branches")
-MAX_CALL_DEPTH = 64
-MAX_HOPS = 4096  # argument/return indirections followed for one reference
+MAX_CALL_DEPTH = 10_000  # real exports nest a handful of levels; deeper is a crafted chain or recursion
+MAX_HOPS = 4 * MAX_CALL_DEPTH  # argument/return indirections followed for one reference
 MAX_HIDDEN_CONSTS = 64
 
 # TF DataType -> struct code, and which are floating point (types.proto numbering)
@@ -49,36 +54,45 @@ _FLOATS = frozenset({1, 2, 14, 19})
 
 def findings(index: GraphIndex, prefix: str) -> Iterator[Finding]:
     """Backdoor findings for one meta graph; ``prefix`` is the location prefix (``saved_model.pb:``)."""
-    try:
-        graph = _Builder(index, prefix).build()
-    except GraphTooLarge as exc:
-        yield too_large(f"{prefix}{GRAPH_SCOPE}", exc)
-        return
-    yield from scan_graph(graph, TF_OPS)
+    yield from scan(lambda: flatten(index, prefix), TF_OPS, f"{prefix}{GRAPH_SCOPE}")
+
+
+def flatten(index: GraphIndex, prefix: str) -> Graph:
+    """The meta graph's prediction paths as a format-neutral ``Graph``; raises GraphTooLarge past MAX_NODES."""
+    return _Builder(index, prefix).build()
 
 
 class _Frame:
     """One inlined instance of a scope: the graph_def, or a function at one call site."""
 
-    __slots__ = ("bindings", "depth", "id", "scope")
+    __slots__ = ("bindings", "depth", "entry", "id", "scope")
 
-    def __init__(self, fid: int, scope: Scope, bindings: dict[str, tuple[_Frame, str]], depth: int) -> None:
+    def __init__(
+        self, fid: int, scope: Scope, bindings: dict[str, tuple[_Frame, str]], depth: int, entry: bool = False
+    ) -> None:
         self.id = fid
         self.scope = scope
         self.bindings = bindings
         self.depth = depth
+        self.entry = entry  # a function called from Python: its unbound arguments are the caller's values
 
 
 class _Builder:
     def __init__(self, index: GraphIndex, prefix: str) -> None:
         self.index = index
         self.prefix = prefix
-        self.graph = Graph()
+        self.graph = Graph(prefix)
         self.root = _Frame(0, index.scopes[GRAPH_SCOPE], {}, 0)
-        self.frames: dict[tuple[int, str], _Frame] = {}
+        self.frame_ids = itertools.count(1)
+        self.frames: dict[tuple[int, str], _Frame] = {}  # (caller frame, call node) -> callee frame
         self.ids: dict[tuple[int, str], int] = {}
+        self.args: dict[tuple[int, str], int] = {}  # (frame, argument) -> resolved node id
         self.pending: list[tuple[int, _Frame, Message]] = []
         self.inputs: dict[str, str] = {}  # graph_def node -> signature input key
+        self.arg_types = {  # function -> argument -> DataType, for functions called from Python
+            text(fn.signature.name): {text(a.name): a.type for a in fn.signature.input_arg}
+            for fn in index.meta_graph.graph_def.library.function
+        }
 
     def build(self) -> Graph:
         signatures = [s for s in self.index.meta_graph.signature_def if s.key != INIT_SIGNATURE]
@@ -88,6 +102,14 @@ class _Builder:
         for sig in signatures:
             for entry in sig.value.outputs:
                 self.graph.outputs.append(self._resolve(self.root, text(entry.value.name)))
+        entries = {name for root in find_roots(self.index) if root.phase is Phase.PYTHON for name in root.functions}
+        for name in sorted(entries):
+            scope = self.index.scopes.get(name)
+            if scope is None or name == GRAPH_SCOPE:
+                continue
+            frame = _Frame(next(self.frame_ids), scope, {}, 1, entry=True)
+            for ref in scope.ret.values():
+                self.graph.outputs.append(self._resolve(frame, ref))
         while self.pending:
             nid, frame, node = self.pending.pop()
             self.graph.nodes[nid].inputs = [self._resolve(frame, ref) for ref in data_inputs(node)]
@@ -96,24 +118,39 @@ class _Builder:
 
     def _resolve(self, frame: _Frame, ref: str) -> int:
         """Graph node id of the value ``ref`` names in ``frame``, through arguments, calls and returns."""
+        crossed: list[tuple[int, str]] = []  # arguments passed on the way; they all resolve to the result
         for _ in range(MAX_HOPS):
             name, pos, out_arg = _split(ref)
             node = frame.scope.by_name.get(name)
             if node is None:
+                key = (frame.id, name)
+                result = self.args.get(key)
+                if result is not None:
+                    break
+                crossed.append(key)
                 bound = frame.bindings.get(name)
                 if bound is None:
-                    return self._unknown(frame, name)
+                    result = self._unknown(frame, name)
+                    break
                 frame, ref = bound
                 continue
             callee = self._callee(node)
-            if callee is None or frame.depth >= MAX_CALL_DEPTH:
-                return self._node(frame, node)
+            if callee is None:
+                result = self._node(frame, node)
+                break
+            if frame.depth >= MAX_CALL_DEPTH:
+                raise GraphTooLarge(f"function calls nest deeper than {MAX_CALL_DEPTH} levels (recursive calls?)")
             out = _output_arg(text(node.op), callee, pos, out_arg)
             target = callee.ret.get(out) if out is not None else None
             if target is None:
-                return self._unknown(frame, name)
+                result = self._unknown(frame, name)
+                break
             frame, ref = self._enter(frame, node, callee), target
-        return self._unknown(frame, ref)
+        else:
+            raise GraphTooLarge(f"a tensor reference does not resolve within {MAX_HOPS} call and argument steps")
+        for key in crossed:
+            self.args[key] = result
+        return result
 
     def _callee(self, node: Message) -> Scope | None:
         op = text(node.op)
@@ -130,7 +167,7 @@ class _Builder:
         if sub is None:
             refs = data_inputs(node)
             bindings = {arg: (frame, refs[i]) for i, arg in enumerate(callee.args) if i < len(refs)}
-            sub = _Frame(len(self.frames) + 1, callee, bindings, frame.depth + 1)
+            sub = _Frame(next(self.frame_ids), callee, bindings, frame.depth + 1)
             self.frames[key] = sub
         return sub
 
@@ -138,7 +175,14 @@ class _Builder:
         key = (frame.id, "\0" + name)
         if key not in self.ids:
             where = f"{self.prefix}{frame.scope.name}/{name}"
-            self.ids[key] = self.graph.add(Node("?", where, Role.UNKNOWN))
+            if frame.entry and name in frame.scope.args:
+                if self.arg_types.get(frame.scope.name, {}).get(name) == DT_RESOURCE:
+                    node = Node("VarHandleOp", where)  # a captured variable
+                else:
+                    node = Node("_Arg", where, Role.INPUT, label=name)
+            else:
+                node = Node("?", where, Role.UNKNOWN)
+            self.ids[key] = self.graph.add(node)
         return self.ids[key]
 
     def _node(self, frame: _Frame, node: Message) -> int:

@@ -21,7 +21,7 @@ from mlgate.analyzers.core.findings import Finding, Rule, Severity
 from mlgate.analyzers.core.kinds import Kind
 from mlgate.analyzers.core.registry import register
 from mlgate.analyzers.core.walker import Malformed, ScanContext
-from mlgate.analyzers.savedmodel import schema
+from mlgate.analyzers.savedmodel import backdoor_adapter, schema
 from mlgate.analyzers.savedmodel.graph import GRAPH_SCOPE, GraphIndex, Scope, attr, data_inputs, node_ref, text
 from mlgate.analyzers.savedmodel.ops import (
     BENIGN_ATTR_VALUES,
@@ -84,6 +84,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         index = GraphIndex(meta_graph)
         reach = Reachability(index, find_roots(index))
         yield from _scan(index, reach, prefix, 0)
+        yield from backdoor_adapter.findings(index, prefix)  # architectural backdoors (threats.md 2.3)
 
 
 def _parse(artifact: Artifact, ctx: ScanContext) -> tuple[Message, bool]:
