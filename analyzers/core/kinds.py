@@ -154,7 +154,7 @@ def _by_magic(head: bytes) -> Kind | None:
         return Kind.EXECUTABLE
     if _looks_like_safetensors(head):
         return Kind.SAFETENSORS
-    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTO_OPS:
+    if len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTO_OPS and _opcodes_decode(head):
         return Kind.PICKLE
     if _looks_like_zlib(head):
         return Kind.ZLIB
@@ -170,6 +170,24 @@ def _looks_like_safetensors(head: bytes) -> bool:
         return False
     (header_len,) = struct.unpack("<Q", head[:8])
     return 2 <= header_len <= 100_000_000 and head[8:9] == b"{"
+
+
+def _opcodes_decode(head: bytes, needed: int = 8) -> bool:
+    """A PROTO-prefixed head is a pickle when its first opcodes decode (or it reaches STOP).
+
+    Raw tensor bytes that happen to start with ``\\x80\\x02``..``\\x05`` fail within a few
+    opcodes. Only the first ``needed`` opcodes are required: joblib files carry raw
+    array bytes inline after a few dozen opcodes, and those must still count as pickles.
+    """
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            if opcode.name == "STOP" or count >= needed:
+                return True
+    except Exception:  # noqa: BLE001 - any decode error means these bytes are not opcodes
+        return False
+    return False
 
 
 def _looks_like_pickle(head: bytes) -> bool:

@@ -119,3 +119,16 @@ def test_plain_pickle_is_not_a_polyglot(tmp_path):
     eocd = b"PK\x05\x06" + b"\x00" * 4 + b"\x01\x00\x01\x00" + b"\x10\x00\x00\x00" + b"\x00" * 6
     path.write_bytes(pickle.dumps([1, bytes(range(200)) + eocd], protocol=2))
     assert "MLG-CORE-010" not in {f.rule for f in scan_path(path).findings}
+
+
+def test_tensor_bytes_that_start_like_a_proto_opcode_are_not_a_pickle():
+    """TF variables.data files are raw floats; 1 in ~16k starts with \\x80\\x02..\\x05 by chance."""
+    blob = b"\x80\x03" + bytes([0xFF, 0xFE, 0x13, 0x00, 0xC7]) * 800
+    assert sniff(blob[:4096], "variables/variables.data-00000-of-00001") is Kind.UNKNOWN
+
+
+def test_joblib_style_pickle_with_inline_array_bytes_is_a_pickle():
+    """joblib writes raw array bytes inside the pickle stream, after a few dozen opcodes."""
+    head = pickle.dumps({"wrapper": "NumpyArrayWrapper", "shape": (1000,)}, protocol=4)[:-1]
+    blob = head + bytes([0xFF, 0xFE, 0x13, 0x00]) * 1000
+    assert sniff(blob[:4096], "model.joblib") is Kind.PICKLE
