@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -213,6 +214,11 @@ def _serve(controller: Controller, leader_elect: bool) -> int:
         runtime.leadership = _ElectedLeadership(elector.leading)
         elector.start()
     runtime.start()
+    events_stop = threading.Event()
+    for source in runtime.sources.values():  # event queues (S3 -> SQS) are consumed on every replica
+        start_events = getattr(source, "start_events", None)
+        if start_events is not None:
+            start_events(runtime.process, events_stop)
     if runtime.http is not None:
         log.info("serving /metrics, /healthz, /readyz", extra=fields(url=runtime.http.url))
     try:
@@ -221,5 +227,6 @@ def _serve(controller: Controller, leader_elect: bool) -> int:
         pass
     finally:
         stopping = True
+        events_stop.set()
         runtime.stop()
     return EXIT_OK

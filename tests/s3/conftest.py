@@ -1,0 +1,90 @@
+"""S3 test fixtures: a real moto server (S3 + SQS) on loopback, per-test buckets, the fault proxy."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto.server import ThreadedMotoServer
+from s3_helpers import FaultProxy, client, free_port
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` of a moto server in server mode (S3 and SQS)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str) -> Any:
+    """The test's own S3 client, straight to moto (uploads, checks)."""
+    return client("s3", moto_endpoint)
+
+
+@pytest.fixture
+def sqs(moto_endpoint: str) -> Any:
+    return client("sqs", moto_endpoint)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    """A fresh, empty bucket for this test."""
+    name = f"models-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def versioned_bucket(s3: Any, bucket: str) -> str:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return bucket
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of moto; ``proxy.url`` is its endpoint."""
+    fault_proxy = FaultProxy(moto_endpoint)
+    fault_proxy.start()
+    try:
+        yield fault_proxy
+    finally:
+        fault_proxy.stop()
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def s3_log() -> Iterator[list[logging.LogRecord]]:
+    """Records of the ``mlgate`` loggers (attached directly: works whatever configured the root logger)."""
+    logger = logging.getLogger("mlgate")
+    handler = _Collect()
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
