@@ -84,8 +84,10 @@ class WorkQueue:
         with self._cond:
             if self._closed:
                 return False
-            if ident in self._active and request.reason == "reconcile" and not request.force:
-                return False  # the running scan will write the verdict this pass is asking for
+            if ident in self._active and request.reason == "reconcile" and not request.force and request.attempt == 0:
+                # The running scan will write the verdict this pass is asking for. A retry of that
+                # very scan (attempt > 0) is re-queued by its own worker and must not be dropped.
+                return False
             current = self._pending.get(ident)
             if current is not None:
                 old = current[0]

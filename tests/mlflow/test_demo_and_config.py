@@ -100,3 +100,19 @@ def test_work_queue_merges_prioritises_and_delays():
     assert time.monotonic() - started >= 0.15
     queue.done(first)
     assert not queue.wait_idle(0.05)  # version 2 still active
+
+
+def test_work_queue_keeps_the_retry_of_a_running_reconcile_scan():
+    """A failed scan found by reconcile is re-queued by its worker while still marked running;
+    that retry (attempt > 0) must be kept, unlike a fresh reconcile request for the same item."""
+    from dataclasses import replace
+
+    queue = WorkQueue()
+    request = ScanRequest("s3", ("bucket", "models/fraud"))
+    queue.put(request)
+    running = queue.get(0.1)
+    assert queue.put(request) is False  # a fresh reconcile request is answered by the running scan
+    assert queue.put(replace(running, attempt=1), delay=0.05) is True  # the worker's retry is kept
+    queue.done(running)
+    retry = queue.get(2.0)
+    assert retry is not None and retry.key == ("bucket", "models/fraud") and retry.attempt == 1
