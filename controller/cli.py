@@ -18,6 +18,10 @@ from mlgate.analyzers.core.report import version
 
 COMMAND_MODULES: tuple[str, ...] = (
     "mlgate.controller.scan_command",
+    "mlgate.controller.controller_command",
+    "mlgate.controller.mlflow_command",
+    "mlgate.controller.check_command",
+    "mlgate.controller.admission_command",
 )
 
 EXIT_OK = 0
