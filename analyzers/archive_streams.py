@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Protocol
 import lz4.frame
 import zstandard
 
-from mlgate.analyzers.core.artifact import Opener, SliceStream, read_exact
+from mlgate.analyzers.core.artifact import Opener, SliceStream, read_exact, seek_position
 from mlgate.analyzers.core.budget import BudgetExceeded, BudgetTracker, MiB
 
 CHECKPOINT_SPACING = 2 * MiB
@@ -312,18 +312,8 @@ class DecompressedStream(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._length() + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise OSError("negative seek position")
-        self._pos = pos
-        return pos
+        self._pos = seek_position(offset, whence, self._pos, self._length)
+        return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if not len(buffer):

@@ -10,7 +10,7 @@ can report them. Members are never extracted: stored members are
 through a budgeted ``DecompressedStream``.
 
 Public interface (other analyzers import it): ``ZipEntry``,
-``read_zip_entries(stream)``, ``open_zip_member(stream, entry, ctx)``.
+``read_zip_entries(stream, max_entries)``, ``open_zip_member(stream, entry, ctx)``.
 """
 
 from __future__ import annotations
@@ -111,9 +111,13 @@ class ZipDirectory:
     other_end_records: list[int] = field(default_factory=list)  # further EOCD signatures outside member data
 
 
-def read_zip_entries(stream: BinaryIO) -> list[ZipEntry]:
-    """Every central-directory entry in order, duplicates kept; raises ``Malformed`` when there is no directory."""
-    return read_zip_directory(stream, MAX_ENTRIES).entries
+def read_zip_entries(stream: BinaryIO, max_entries: int = MAX_ENTRIES) -> list[ZipEntry]:
+    """Every central-directory entry in order, duplicates kept; raises ``Malformed`` when there is no directory.
+
+    A directory whose end record lists more than ``max_entries`` raises ``BudgetExceeded``
+    (``max_members``) before a single entry is parsed.
+    """
+    return read_zip_directory(stream, max_entries).entries
 
 
 def open_zip_member(stream: BinaryIO, entry: ZipEntry, ctx: ScanContext) -> BinaryIO:

@@ -47,8 +47,12 @@ class Classified:
     revision: str | None
 
 
-def classify(value: str, revision: str | None = None) -> Classified:
-    """What kind of thing ``value`` (a config field naming another model) points at."""
+def classify(value: str, revision: str | None = None, hub_ids: bool = True) -> Classified:
+    """What kind of thing ``value`` (a config field naming another model) points at.
+
+    ``hub_ids=False`` for fields a loader opens as a path or URL only (Keras ``TFSMLayer.filepath``):
+    a bare ``org/name`` there is a local path, never a Hugging Face repo.
+    """
     text = value.strip()
     match = _SCHEME.match(text)
     if match and not _DRIVE.match(text):
@@ -63,7 +67,7 @@ def classify(value: str, revision: str | None = None) -> Classified:
         if scheme == "file":
             return Classified(RefKind.LOCAL, text.split("://", 1)[-1] if "://" in text else text[5:], revision)
         return Classified(RefKind.URL, text, revision)
-    if _is_host_path(text) or text.startswith(("./", "../", ".\\", "..\\")) or text in (".", ".."):
+    if not hub_ids or _is_host_path(text) or text.startswith(("./", "../", ".\\", "..\\")) or text in (".", ".."):
         return Classified(RefKind.LOCAL, text, revision)
     hub = _hub(text, revision)
     if HF_ID.match(hub.ref):

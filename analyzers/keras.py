@@ -21,8 +21,9 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
+from mlgate.analyzers.config_refs import classify
 from mlgate.analyzers.core.findings import Finding, Rule, Severity
-from mlgate.analyzers.core.references import Reference, RefKind
+from mlgate.analyzers.core.references import Reference
 from mlgate.analyzers.savedmodel.paths import classify_path
 
 ANALYZER = "keras"
@@ -250,7 +251,8 @@ class _Walker:
         filepath = cfg.get("filepath")
         where = self.loc([*path, "config", "filepath"])
         if isinstance(filepath, str) and filepath:
-            self.scan.references.append(Reference(_ref_kind(filepath), filepath, where, field="TFSMLayer.filepath"))
+            target = classify(filepath, hub_ids=False)
+            self.scan.references.append(Reference(target.kind, target.ref, where, field="TFSMLayer.filepath"))
             self.add(TFSM_LAYER.finding(where, f"{label} loads the SavedModel at {filepath!r} when this model loads; that model must be scanned too"))
         else:
             self.add(TFSM_LAYER.finding(where, f"{label} loads another SavedModel (path not readable from the config)"))
@@ -317,15 +319,6 @@ def _top(module: str) -> str:
 def _bad_name(name: str) -> bool:
     norm = name.replace("\\", "/")
     return "/" in norm or "\x00" in name or ".." in norm or bool(re.match(r"^[A-Za-z]:", name))
-
-
-def _ref_kind(path: str) -> RefKind:
-    lowered = path.lower()
-    if lowered.startswith("s3://"):
-        return RefKind.S3
-    if re.match(r"^[a-z][a-z0-9+.-]*://", lowered):
-        return RefKind.URL
-    return RefKind.LOCAL
 
 
 def _older_than(version: str, bound: tuple[int, int]) -> bool:

@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from mlflow import MlflowClient
 
 from mlgate.controller.admission import AdmissionPolicy
-from mlgate.controller.admission_server import AdmissionServer
+from mlgate.controller.admission_server import AdmissionWebhook, serve
 from mlgate.controller.s3_actions import object_name
 from mlgate.controller.signing import sign_verdict
 from mlgate.controller.verdict_lookup import RegistryVerdicts
@@ -119,8 +119,7 @@ def main() -> None:
         s3.put_object_tagging(Bucket="models", Key=object_key,
                               Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
 
-    server = AdmissionServer(("127.0.0.1", 0), cert, key, RegistryVerdicts(registry, KEY, s3), AdmissionPolicy())
-    server.start()
+    server = serve("127.0.0.1", 0, cert, key, AdmissionWebhook(RegistryVerdicts(registry, KEY, s3), AdmissionPolicy()))
     context = ssl.create_default_context(cafile=str(ca))
     shapes = {
         "no model reference (Deployment)": _review({"template": {"metadata": {}}}, "Deployment", "apps"),

@@ -87,14 +87,14 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def verdicted(client, prefix: str, key: bytes) -> set[tuple[str, str]]:
-    from mlgate.controller.verdict_tags import read_verdict
+    from mlgate.controller.verdict_tags import check_verdict
 
     done = set()
     token = None
     while True:
         page = client.search_model_versions(f"name LIKE '{prefix}%'", max_results=1000, page_token=token)
         for mv in page:
-            if read_verdict(key, mv.name, str(mv.version), mv.tags) is not None:
+            if check_verdict(key, mv.name, str(mv.version), mv.tags).signed is not None:
                 done.add((mv.name, str(mv.version)))
         token = page.token
         if not token:

@@ -54,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlgate.controller.admission_server import serve
+    from mlgate.controller.admission_server import AdmissionWebhook, serve
+    from mlgate.controller.http_server import HttpServer
 
     try:
         policy = load_admission_policy(args.policy)
@@ -75,22 +76,28 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(policy.lookup_timeout))))
     lookup = build_lookup(args.tracking_uri, args.registry_uri, key, args.s3_endpoint_url,
                           timeout=policy.lookup_timeout, max_objects=args.max_prefix_objects)
+    metrics = None
     if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        from mlgate.controller.metrics import REGISTRY
-
-        start_http_server(args.metrics_port, addr=args.listen, registry=REGISTRY)
+        metrics = HttpServer(args.listen, args.metrics_port, name="mlgate-admission-metrics")
+        try:
+            metrics.start()
+        except OSError as exc:
+            raise UsageError(f"cannot serve metrics on {args.listen}:{args.metrics_port}: {exc}") from None
+    webhook = AdmissionWebhook(lookup, policy)
     try:
-        server = serve(args.listen, args.port, args.tls_cert, args.tls_key, lookup, policy)
+        server = serve(args.listen, args.port, args.tls_cert, args.tls_key, webhook)
     except (OSError, ValueError) as exc:
+        if metrics is not None:
+            metrics.stop()
         raise UsageError(f"cannot start the admission server on {args.listen}:{args.port}: {exc}") from None
     log.warning("admission webhook listening on https://%s:%d/validate", args.listen, server.port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.ready.clear()
+    webhook.ready.clear()
     time.sleep(max(0.0, args.shutdown_grace))
     server.stop()
+    if metrics is not None:
+        metrics.stop()
     return EXIT_OK

@@ -18,7 +18,6 @@ from mlgate.analyzers.core.policy import PolicyError, load_policy
 from mlgate.controller.cli import EXIT_OK, EXIT_QUARANTINED, UsageError
 from mlgate.controller.config import ConfigError, load_config
 from mlgate.controller.gate import promotion_decision
-from mlgate.controller.verdict_tags import read_verdict
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/@]+))$")
 
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if not decision.allowed:
         print(f"{where}: refused: {decision.message.removeprefix('mlgate: ')}")
         return EXIT_QUARANTINED
-    signed = read_verdict(key, name, version, tags)
+    signed = decision.signed
     assert signed is not None  # promotion_decision allowed it
     if args.verify_digest:
         actual = _current_digest(config, key, client, name, version)

@@ -19,6 +19,7 @@ a sqlite registry at ``<state_dir>/mlflow.db`` with artifacts under
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import hmac
 import os
@@ -44,6 +45,16 @@ ENV_PREFIX = "MLGATE_"
 
 class ConfigError(Exception):
     """A configuration mistake, as one line for a person."""
+
+
+class InvalidSetting(ConfigError):
+    """Raised by a settings dataclass's own validation (``__post_init__``) for one of its keys;
+    ``build_settings`` adds the file and the key's full name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ def load_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str] 
         where = str(path)
         data = _read_file(Path(path))
     data = _apply_env(data, env)
-    config = _build(ControllerConfig, data, where, "")
+    config = build_settings(ControllerConfig, data, where, "")
     config = _named_env(config, env)
     _check(config, where)
     return config
@@ -245,32 +256,54 @@ def _named_env(config: ControllerConfig, env: Mapping[str, str]) -> ControllerCo
 # -- typed construction --------------------------------------------------------------------------
 
 
-def _build(cls: type, data: Any, where: str, prefix: str) -> Any:
+def build_settings(cls: type, data: Any, where: str, prefix: str) -> Any:
+    """A settings dataclass from a parsed YAML/TOML mapping (or env strings), every value converted to
+    its field's type; ``where`` names the file, ``prefix`` the section (``"mlflow."``, ``"buckets[0]."``)
+    in error messages. Raises ``ConfigError``."""
     label = prefix.rstrip(".") or "top level"
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: {label}: expected a mapping of settings, got {_show(data)}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: {prefix}{unknown[0]}: unknown setting (allowed: {', '.join(sorted(known))})")
+    for f in fields:
+        if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: {prefix}{f.name}: required")
     values = {}
     for name, raw in data.items():
         key = f"{prefix}{name}"
-        if name == "buckets":
+        if cls is ControllerConfig and name == "buckets":
             values[name] = _buckets(raw, where)
         else:
             values[name] = _convert(hints[name], raw, where, key)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InvalidSetting as exc:
+        raise ConfigError(f"{where}: {prefix}{exc.key}: {exc.message}") from None
 
 
 def _convert(kind: Any, raw: Any, where: str, key: str) -> Any:
     if dataclasses.is_dataclass(kind):
-        return _build(kind, raw, where, f"{key}.")
+        return build_settings(kind, raw, where, f"{key}.")
     origin = typing.get_origin(kind)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         return None if raw is None else _convert(options[0], raw, where, key)
+    if typing.get_args(kind) == (str, ...):  # tuple[str, ...]: a list of text; one string is a one-item list
+        if isinstance(raw, str):
+            return (raw,)
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(item, str) for item in raw):
+            raise ConfigError(f"{where}: {key}: expected a list of text, got {_show(raw)}")
+        return tuple(raw)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        try:
+            return kind(raw)
+        except ValueError:
+            choices = ", ".join(str(m.value) for m in kind)
+            raise ConfigError(f"{where}: {key}: expected one of {choices}, got {_show(raw)}") from None
     if kind is bool:
         if isinstance(raw, bool):
             return raw

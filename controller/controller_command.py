@@ -76,7 +76,10 @@ def build_controller(config: ControllerConfig, key: bytes, policy: Policy, with_
     sources.extend(_bucket_sources(config, key, policy))
     http = None
     if with_http and config.http.enabled:
-        http = HttpServer(config.http.host, config.http.port, config.http.tls_cert_file, config.http.tls_key_file)
+        try:
+            http = HttpServer(config.http.host, config.http.port, config.http.tls_cert_file, config.http.tls_key_file)
+        except OSError as exc:  # ssl.SSLError included: a missing or bad certificate pair
+            raise ConfigError(f"http.tls_cert_file / http.tls_key_file cannot be loaded: {exc}") from None
     runtime = Runtime(sources, config.backoff, workers=config.workers,
                       poll_interval=config.mlflow.poll_interval_seconds, http=http, leadership=leadership)
     receiver = None
@@ -130,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose > 1 else "WARNING")  # read when mlflow loads
     if config.embedded:
         config.state_path.mkdir(parents=True, exist_ok=True)
-    controller = build_controller(config, key, policy, with_http=not args.once)
+    try:
+        controller = build_controller(config, key, policy, with_http=not args.once)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     if args.demo:
         _seed_demo(controller, config)
     if args.once:

@@ -2,7 +2,7 @@
 
 ``promotion_decision`` is the one rule every layer applies (the MLflow server
 plugin, ``mlgate check``, the alias guard): a version may be promoted only when
-its tags carry a validly signed ``approved`` verdict.
+its tags carry a validly signed ``approved`` verdict (``verdict_tags.check_verdict``).
 
 ``AliasGuard`` is the detective layer for registries without the plugin: an alias
 pointing at a version without such a verdict is moved back to the last approved
@@ -22,7 +22,7 @@ from typing import Protocol
 from mlgate.controller.logging_json import fields
 from mlgate.controller.metrics import PROMOTIONS_BLOCKED
 from mlgate.controller.signing import sign_verdict, verify_verdict
-from mlgate.controller.verdict_tags import PREFIX, read_verdict
+from mlgate.controller.verdict_tags import PREFIX, SignedVerdict, check_verdict
 
 log = logging.getLogger("mlgate.gate")
 
@@ -37,19 +37,20 @@ _RECORD_DOMAIN = "alias-record"
 class GateDecision:
     allowed: bool
     message: str
+    signed: SignedVerdict | None = None  # the valid verdict the decision rests on, if any
 
 
 def promotion_decision(key: bytes, name: str, version: str, tags: Mapping[str, str] | None) -> GateDecision:
     """May ``models:/name/version`` be promoted (alias, Staging/Production)?"""
     where = f"models:/{name}/{version}"
-    signed = read_verdict(key, name, version, tags)
+    signed = check_verdict(key, name, version, tags).signed
     if signed is None:
         return GateDecision(False, f"mlgate: {where} has no valid mlgate verdict (not scanned yet, or its verdict tags "
                                    "are not signed by the controller); promotion refused")
     if not signed.approved:
         summary = f" ({signed.findings})" if signed.findings else ""
-        return GateDecision(False, f"mlgate: {where} is quarantined{summary}; promotion refused")
-    return GateDecision(True, f"mlgate: {where} approved ({signed.digest}, scanned {signed.scanned_at})")
+        return GateDecision(False, f"mlgate: {where} is quarantined{summary}; promotion refused", signed)
+    return GateDecision(True, f"mlgate: {where} approved ({signed.digest}, scanned {signed.scanned_at})", signed)
 
 
 def alias_record_key(alias: str) -> str:

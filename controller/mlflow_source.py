@@ -43,7 +43,7 @@ from mlgate.controller.gate import AliasGuard
 from mlgate.controller.logging_json import fields
 from mlgate.controller.scanning import scan_target
 from mlgate.controller.sources import PRIORITY_RECONCILE, ScanRequest, SourceUnavailable
-from mlgate.controller.verdict_tags import build_tags, read_verdict, summary_details
+from mlgate.controller.verdict_tags import build_tags, check_verdict, summary_details
 
 log = logging.getLogger("mlgate.mlflow")
 
@@ -180,7 +180,7 @@ class MLflowSource:
             seen_tags[(name, version)] = tags
             if tags.get(PROMPT_TAG) or getattr(mv, "status", "READY") != "READY":
                 continue
-            signed = read_verdict(self._key, name, version, tags)
+            signed = check_verdict(self._key, name, version, tags).signed
             if signed is None:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "reconcile", PRIORITY_RECONCILE))
             elif verify:
@@ -259,7 +259,7 @@ class MLflowSource:
         tags = dict(mv.tags or {})
         if tags.get(PROMPT_TAG):
             return None
-        signed = read_verdict(self._key, name, ref, tags)
+        signed = check_verdict(self._key, name, ref, tags).signed
         if signed is not None and not request.force:
             return None
         report = self._download_and_scan(name, ref)
@@ -361,7 +361,7 @@ class MLflowSource:
             tags = dict(mv.tags or {})
             if tags.get(PROMPT_TAG):
                 continue
-            signed = read_verdict(self._key, mv.name, str(mv.version), tags)
+            signed = check_verdict(self._key, mv.name, str(mv.version), tags).signed
             top = summary_details(signed.findings) if signed else ""
             rows.append(InventoryRow(mv.name, str(mv.version), signed.verdict.value if signed else "none", top))
         return rows

@@ -8,8 +8,10 @@
   ``verdict="error"`` and are retried ``backoff.max_scan_attempts`` times, after
   which the next reconcile pass finds the item again.
 * Reconcile loops run only while ``leadership.is_leader()`` (hook for the
-  Kubernetes Lease in ``controller/leader.py``); failures back off exponentially
-  and make ``/readyz`` fail until the next successful pass.
+  Kubernetes Lease in ``controller/leader.py``); failures back off exponentially.
+* ``/readyz`` says whether this replica can do its job: a follower always (it
+  serves webhooks and events); the leader once every source's first reconcile
+  pass succeeded, and not while a pass is failing (registry unreachable).
 * Sources with a ``start_events(process, stop)`` method (SQS consumers) get it called on
   every replica; it returns its threads, which end when ``stop`` is set.
 * Extra HTTP handlers (the admission webhook) are added with ``runtime.http.add_route``.
@@ -32,7 +34,7 @@ from mlgate.controller.config import BackoffConfig
 from mlgate.controller.http_server import HttpServer
 from mlgate.controller.logging_json import fields
 from mlgate.controller.metrics import FINDINGS, LAST_SYNC, LEADER, QUEUE_DEPTH, SCAN_DURATION, SCANNED_BYTES, SCANS
-from mlgate.controller.sources import ScanRequest, Source, SourceUnavailable
+from mlgate.controller.sources import ScanRequest, Source, SourceUnavailable, failed_bytes_read
 from mlgate.controller.verdict_tags import top_rules
 
 log = logging.getLogger("mlgate.runtime")
@@ -199,7 +201,11 @@ class Runtime:
         self.queue.put(request)
 
     def ready(self) -> bool:
-        """True once every source's latest reconcile pass succeeded (False again while one is failing)."""
+        """Can this replica do its job? A follower always can (it serves webhooks and events, and never
+        reconciles); the leader once every source's latest reconcile pass succeeded (False again while
+        one is failing, e.g. while the registry is unreachable)."""
+        if not self.leadership.is_leader():
+            return True
         return all(self._synced.values())
 
     def start(self, continuous: bool = True) -> None:
@@ -299,6 +305,8 @@ class Runtime:
         return delay
 
     def _readyz(self, _request: object) -> tuple[int, str, bytes]:
+        if not self.leadership.is_leader():
+            return 200, "text/plain", b"ready (follower: serving webhooks and events)\n"
         if self.ready():
             return 200, "text/plain", b"ready\n"
         waiting = [n for n, ok in self._synced.items() if not ok]
@@ -327,18 +335,21 @@ class Runtime:
         source = self.sources[request.source]
         started = time.monotonic()
         extra = {"source": source.name, "target": request.subject, "attempt": request.attempt}
+        report: TargetReport | None = None
         try:
             report = source.scan(request)
             if report is None:
                 return
             source.record(request, report)
         except SourceUnavailable as exc:
+            self._count_unrecorded_bytes(source.name, report, exc)
             delay = backoff_delay(request.attempt + 1, self.backoff)
             log.warning("source unavailable; scan retried later",
                         extra=fields(**extra, error=str(exc), retry_in_s=round(delay, 2)))
             self.queue.put(replace(request, attempt=request.attempt + 1), delay=delay)
             return
         except Exception as exc:  # one bad item must not stop the worker
+            self._count_unrecorded_bytes(source.name, report, exc)
             SCANS.labels(source=source.name, verdict="error").inc()
             self._remember(source.name, request.subject, "error", f"{type(exc).__name__}: {exc}")
             if request.attempt + 1 < self.backoff.max_scan_attempts:
@@ -351,6 +362,13 @@ class Runtime:
                           extra=fields(**extra, error=str(exc)))
             return
         self._observe(source.name, request, report, time.monotonic() - started)
+
+    @staticmethod
+    def _count_unrecorded_bytes(source: str, report: TargetReport | None, exc: BaseException) -> None:
+        """Bytes a failed scan (or a scan whose verdict could not be recorded) read were still fetched."""
+        read = report.bytes_read if report is not None else failed_bytes_read(exc)
+        if read:
+            SCANNED_BYTES.labels(source=source).inc(read)
 
     def _observe(self, source: str, request: ScanRequest, report: TargetReport, duration: float) -> None:
         verdict = report.verdict.value

@@ -45,7 +45,7 @@ from mlgate.controller.logging_json import fields
 from mlgate.controller.s3_config import BucketConfig, QuarantineMode
 from mlgate.controller.s3_models import S3Model, S3ObjectRef
 from mlgate.controller.s3_reader import S3Object
-from mlgate.controller.verdict_tags import SignedVerdict, build_tags, is_reserved, read_verdict
+from mlgate.controller.verdict_tags import VerdictCheck, build_tags, check_verdict, is_reserved
 
 log = logging.getLogger("mlgate.s3")
 
@@ -101,9 +101,9 @@ def read_tags(client: Any, bucket: str, key: str, version_id: str | None = None)
     return {t["Key"]: t["Value"] for t in client.get_object_tagging(**params).get("TagSet", ())}
 
 
-def object_verdict(signing_key: bytes, bucket: str, obj: S3ObjectRef, tags: Mapping[str, str]) -> SignedVerdict | None:
-    """The validly signed verdict on ``obj`` for its current ETag, or None."""
-    return read_verdict(signing_key, object_name(bucket, obj.key), obj.etag, tags)
+def object_verdict(signing_key: bytes, bucket: str, obj: S3ObjectRef, tags: Mapping[str, str]) -> VerdictCheck:
+    """Do ``tags`` carry a valid verdict signed for ``obj`` at its current ETag, and which?"""
+    return check_verdict(signing_key, object_name(bucket, obj.key), obj.etag, tags)
 
 
 def model_verdict(client: Any, signing_key: bytes, model: S3Model) -> Verdict | None:
@@ -116,7 +116,7 @@ def model_verdict(client: Any, signing_key: bytes, model: S3Model) -> Verdict | 
     digest = model.digest()
     verdicts = set()
     for obj in model.objects:
-        signed = object_verdict(signing_key, model.bucket, obj, read_tags(client, model.bucket, obj.key))
+        signed = object_verdict(signing_key, model.bucket, obj, read_tags(client, model.bucket, obj.key)).signed
         if signed is None or signed.digest != digest:
             return None
         verdicts.add(signed.verdict)

@@ -18,15 +18,12 @@ Example (YAML)::
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import re
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlgate.controller.config import ConfigError
+from mlgate.controller.config import InvalidSetting, build_settings
 
 DEFAULT_MARKERS: tuple[str, ...] = (
     "MLmodel",  # MLflow model directory
@@ -42,15 +39,6 @@ DEFAULT_MARKERS: tuple[str, ...] = (
 """File names that make their directory one model (see docs/s3.md, "Model grouping")."""
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-class _Invalid(ConfigError):
-    """A validation failure of one setting; ``from_mapping`` adds the file and list position."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
 
 
 class QuarantineMode(enum.Enum):
@@ -87,21 +75,8 @@ class BucketConfig:
 
     @classmethod
     def from_mapping(cls, data: Any, where: str = "configuration", label: str = "buckets[0].") -> BucketConfig:
-        """Build from a parsed YAML/TOML mapping; ``label`` prefixes key names in errors."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: {label.rstrip('.')}: expected a mapping of bucket settings")
-        hints = typing.get_type_hints(cls)
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"{where}: {label}{unknown[0]}: unknown setting (allowed: {', '.join(known)})")
-        if "bucket" not in data:
-            raise ConfigError(f"{where}: {label}bucket: required")
-        values = {name: _convert(hints[name], raw, f"{where}: {label}{name}") for name, raw in data.items()}
-        try:
-            return cls(**values)
-        except _Invalid as exc:
-            raise ConfigError(f"{where}: {label}{exc.key}: {exc.message}") from None
+        """Build from a parsed YAML/TOML mapping (``config.build_settings``); ``label`` prefixes key names in errors."""
+        return build_settings(cls, data, where, label)
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -129,78 +104,44 @@ class BucketConfig:
         return next((p for p in self.prefixes if key.startswith(p)), None)
 
 
-def _convert(kind: Any, raw: Any, where: str) -> Any:
-    if kind is str:
-        if isinstance(raw, str):
-            return raw
-        raise ConfigError(f"{where}: expected text, got {_show(raw)}")
-    if kind is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-            return int(raw)
-        raise ConfigError(f"{where}: expected a whole number, got {_show(raw)}")
-    if kind is float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
-        if isinstance(raw, str):
-            try:
-                return float(raw)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {_show(raw)}")
-    if kind is QuarantineMode:
-        try:
-            return QuarantineMode(raw)
-        except ValueError:
-            choices = ", ".join(m.value for m in QuarantineMode)
-            raise ConfigError(f"{where}: expected one of {choices}, got {_show(raw)}") from None
-    # tuple[str, ...]: a list of strings (a single string is accepted as a one-item list)
-    if isinstance(raw, str):
-        return (raw,)
-    if not isinstance(raw, (list, tuple)) or not all(isinstance(item, str) for item in raw):
-        raise ConfigError(f"{where}: expected a list of text, got {_show(raw)}")
-    return tuple(raw)
-
-
 def _validate(cfg: BucketConfig) -> None:
-    """Raise ``_Invalid`` for the first mistake in ``cfg``."""
+    """Raise ``InvalidSetting`` for the first mistake in ``cfg``."""
     _bucket_name(cfg.bucket, "bucket")
     if not isinstance(cfg.quarantine, QuarantineMode):
-        raise _Invalid("quarantine", f"expected a QuarantineMode, got {_show(cfg.quarantine)}")
+        raise InvalidSetting("quarantine", f"expected a QuarantineMode, got {_show(cfg.quarantine)}")
     if not cfg.prefixes:
-        raise _Invalid("prefixes", "at least one prefix (\"\" watches the whole bucket)")
+        raise InvalidSetting("prefixes", "at least one prefix (\"\" watches the whole bucket)")
     for prefix in cfg.prefixes:
         if prefix.startswith("/"):
-            raise _Invalid("prefixes", f"S3 keys do not start with '/': {prefix!r}")
+            raise InvalidSetting("prefixes", f"S3 keys do not start with '/': {prefix!r}")
     if len(set(cfg.prefixes)) != len(cfg.prefixes):
-        raise _Invalid("prefixes", f"listed twice: {_first_duplicate(cfg.prefixes)!r}")
+        raise InvalidSetting("prefixes", f"listed twice: {_first_duplicate(cfg.prefixes)!r}")
     for a in cfg.prefixes:
         for b in cfg.prefixes:
             if a != b and b.startswith(a):
-                raise _Invalid("prefixes", f"{b!r} is inside {a!r}; list only the outer one")
+                raise InvalidSetting("prefixes", f"{b!r} is inside {a!r}; list only the outer one")
     if cfg.queue_url and not cfg.queue_url.startswith(("https://", "http://")):
-        raise _Invalid("queue_url", f"expected an SQS queue URL (https://sqs...), got {cfg.queue_url!r}")
+        raise InvalidSetting("queue_url", f"expected an SQS queue URL (https://sqs...), got {cfg.queue_url!r}")
     if cfg.quarantine_bucket:
         _bucket_name(cfg.quarantine_bucket, "quarantine_bucket")
     if cfg.claims_bucket:
         _bucket_name(cfg.claims_bucket, "claims_bucket")
     if cfg.quarantine is not QuarantineMode.MOVE and cfg.quarantine_bucket:
-        raise _Invalid("quarantine_bucket", f"only used with quarantine: move (mode is {cfg.quarantine.value})")
+        raise InvalidSetting("quarantine_bucket", f"only used with quarantine: move (mode is {cfg.quarantine.value})")
     if cfg.quarantine is QuarantineMode.MOVE and cfg.quarantine_destination == cfg.bucket:
         if not cfg.quarantine_prefix.strip("/"):
-            raise _Invalid("quarantine_prefix", "required when quarantined objects stay in the watched bucket")
+            raise InvalidSetting("quarantine_prefix", "required when quarantined objects stay in the watched bucket")
     if not cfg.claims_prefix.strip("/") or not cfg.claims_prefix.endswith("/"):
-        raise _Invalid("claims_prefix", f"expected a folder-like prefix ending in '/', got {cfg.claims_prefix!r}")
+        raise InvalidSetting("claims_prefix", f"expected a folder-like prefix ending in '/', got {cfg.claims_prefix!r}")
     for reserved in cfg.reserved_prefixes():
         for prefix in cfg.prefixes:
             if prefix.startswith(reserved):
-                raise _Invalid("prefixes", f"{prefix!r} is inside the controller's own prefix {reserved!r}")
+                raise InvalidSetting("prefixes", f"{prefix!r} is inside the controller's own prefix {reserved!r}")
     if not cfg.model_markers:
-        raise _Invalid("model_markers", "at least one marker file name")
+        raise InvalidSetting("model_markers", "at least one marker file name")
     for marker in cfg.model_markers:
         if not marker or "/" in marker:
-            raise _Invalid("model_markers", f"expected file names without '/', got {marker!r}")
+            raise InvalidSetting("model_markers", f"expected file names without '/', got {marker!r}")
     positive = {
         "claim_ttl_seconds": cfg.claim_ttl_seconds,
         "visibility_timeout_seconds": cfg.visibility_timeout_seconds,
@@ -209,22 +150,22 @@ def _validate(cfg: BucketConfig) -> None:
     }
     for key, value in positive.items():
         if value <= 0:
-            raise _Invalid(key, f"must be greater than 0, got {value}")
+            raise InvalidSetting(key, f"must be greater than 0, got {value}")
     if cfg.visibility_timeout_seconds > 43_200:
-        raise _Invalid("visibility_timeout_seconds", "at most 43200 (SQS maximum)")
+        raise InvalidSetting("visibility_timeout_seconds", "at most 43200 (SQS maximum)")
     if cfg.retry_delay_seconds > 43_200:
-        raise _Invalid("retry_delay_seconds", "at most 43200 (SQS maximum)")
+        raise InvalidSetting("retry_delay_seconds", "at most 43200 (SQS maximum)")
     if not 0 <= cfg.wait_time_seconds <= 20:
-        raise _Invalid("wait_time_seconds", f"expected 0..20 (SQS long polling), got {cfg.wait_time_seconds}")
+        raise InvalidSetting("wait_time_seconds", f"expected 0..20 (SQS long polling), got {cfg.wait_time_seconds}")
     if cfg.max_messages > 10:
-        raise _Invalid("max_messages", f"expected 1..10 (SQS maximum), got {cfg.max_messages}")
+        raise InvalidSetting("max_messages", f"expected 1..10 (SQS maximum), got {cfg.max_messages}")
     if cfg.endpoint_url and not cfg.endpoint_url.startswith(("https://", "http://")):
-        raise _Invalid("endpoint_url", f"expected an http(s) URL, got {cfg.endpoint_url!r}")
+        raise InvalidSetting("endpoint_url", f"expected an http(s) URL, got {cfg.endpoint_url!r}")
 
 
 def _bucket_name(name: Any, key: str) -> None:
     if not isinstance(name, str) or not _BUCKET_NAME.match(name) or ".." in name:
-        raise _Invalid(key, f"not a valid S3 bucket name: {_show(name)} "
+        raise InvalidSetting(key, f"not a valid S3 bucket name: {_show(name)} "
                             "(3-63 characters: lower-case letters, digits, '.', '-')")
 
 

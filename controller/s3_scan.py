@@ -5,7 +5,8 @@ Nothing is downloaded up front: analyzers open each object through
 The content hash of each object in the digest manifest is its ETag, the id
 the listing gives for free; reads are pinned to the version the first GET
 returned. The report's ``bytes_read`` is the number of bytes actually fetched
-from S3, which is what ``mlgate_scanned_bytes_total{source="s3"}`` counts.
+from S3, which is what ``mlgate_scanned_bytes_total{source="s3"}`` counts (for a scan
+whose reads failed, ``S3Source`` hands the session's count to the runtime on the exception).
 """
 
 from __future__ import annotations

@@ -57,7 +57,13 @@ from mlgate.controller.s3_events import EVENT_SOURCE, ObjectEvent, SqsConsumer
 from mlgate.controller.s3_models import S3Model, group_models, list_objects, resolve
 from mlgate.controller.s3_reader import ReadSession, S3Object, classify, describe
 from mlgate.controller.s3_scan import scan_model
-from mlgate.controller.sources import PRIORITY_EVENT, PRIORITY_RECONCILE, ScanRequest, SourceUnavailable
+from mlgate.controller.sources import (
+    PRIORITY_EVENT,
+    PRIORITY_RECONCILE,
+    ScanRequest,
+    SourceUnavailable,
+    with_bytes_read,
+)
 
 log = logging.getLogger("mlgate.s3")
 
@@ -305,11 +311,13 @@ class S3Source:
         self._preflight_ok = True
 
     def _raise_read_errors(self, model: S3Model, session: ReadSession) -> None:
+        """Raise for a scan whose reads failed, carrying the bytes it did fetch (still counted)."""
         first = session.errors[0]
         denied = next((e for e in session.errors if e.kind == "denied"), None)
         if denied is not None:
-            raise S3Denied(f"{model.uri}: {denied}")
-        raise SourceUnavailable(f"{model.uri}: S3 read failed, no verdict recorded: {first}")
+            raise with_bytes_read(S3Denied(f"{model.uri}: {denied}"), session.bytes_fetched)
+        raise with_bytes_read(SourceUnavailable(f"{model.uri}: S3 read failed, no verdict recorded: {first}"),
+                              session.bytes_fetched)
 
     def _call(self, fn: Callable[[], Any], request: ScanRequest) -> Any:
         """Run an S3 call sequence, mapping failures: transient/changed -> SourceUnavailable, denied -> S3Denied."""

@@ -19,14 +19,16 @@ the request with backoff and never drops it. Any other exception counts as a
 failed scan (``mlgate_scans_total{verdict="error"}``), is retried a few times,
 and the next reconcile pass finds the item again. ``scan`` and ``record`` must
 be idempotent and safe to call from several worker threads at once. The runtime
-exports the scan metrics (scans, findings, duration, bytes); sources do not.
+exports the scan metrics (scans, findings, duration, bytes); sources do not. A
+scan that fails after reading (S3 ranged GETs, then a failed read) marks its
+exception with ``with_bytes_read`` so those bytes are counted too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from mlgate.analyzers.core.report import TargetReport
 
@@ -39,6 +41,21 @@ PRIORITY_RECONCILE = 2
 
 class SourceUnavailable(Exception):
     """The source cannot be reached right now (connection refused, 5xx, malformed answer): retry later."""
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def with_bytes_read(exc: _E, bytes_read: int) -> _E:
+    """``exc``, marked with the bytes its scan read before failing (``failed_bytes_read`` gives them back)."""
+    exc.bytes_read = bytes_read  # type: ignore[attr-defined]
+    return exc
+
+
+def failed_bytes_read(exc: BaseException) -> int:
+    """The bytes a failed scan read, as marked by ``with_bytes_read`` (0 when unmarked)."""
+    value = getattr(exc, "bytes_read", 0)
+    return value if isinstance(value, int) else 0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from mlgate.controller.s3_actions import object_verdict, read_tags
 from mlgate.controller.s3_models import S3ObjectRef, list_objects
-from mlgate.controller.verdict_tags import FINDINGS, VERDICT, read_verdict
+from mlgate.controller.verdict_tags import FINDINGS, VerdictState, check_verdict
 
 DEFAULT_MAX_OBJECTS = 256  # an S3 prefix with more objects than this is denied: too many to verify in time
 TAG_READ_CONCURRENCY = 8
@@ -153,27 +153,27 @@ class RegistryVerdicts:
 
 def registry_approval(signing_key: bytes, name: str, version: str, tags: Mapping[str, str]) -> Approval:
     """Decide from a model version's tags (the registry's canonical name and version)."""
-    if tags.get(VERDICT) is None:
-        return Approval(False, "has not been scanned yet (no mlgate verdict tag)")
-    signed = read_verdict(signing_key, name, version, tags)
-    if signed is None:
-        return Approval(False, UNSIGNED)
-    if signed.approved:
+    state = check_verdict(signing_key, name, version, tags).state
+    if state is VerdictState.APPROVED:
         return Approval(True)
-    findings = tags.get(FINDINGS)
-    return Approval(False, "is quarantined by the mlgate security scan" + (f" ({findings})" if findings else ""))
+    if state is VerdictState.QUARANTINED:
+        findings = tags.get(FINDINGS)
+        return Approval(False, "is quarantined by the mlgate security scan" + (f" ({findings})" if findings else ""))
+    if state is VerdictState.UNSCANNED:
+        return Approval(False, "has not been scanned yet (no mlgate verdict tag)")
+    return Approval(False, UNSIGNED)
 
 
 def s3_problem(signing_key: bytes, bucket: str, obj: S3ObjectRef, tags: Mapping[str, str]) -> str:
     """Why an object's tags do not approve its current content; empty when they do."""
-    if tags.get(VERDICT) is None:
-        return "has not been scanned yet (no mlgate.verdict tag)"
-    signed = object_verdict(signing_key, bucket, obj, tags)
-    if signed is None:
-        return UNSIGNED_OBJECT
-    if signed.approved:
+    state = object_verdict(signing_key, bucket, obj, tags).state
+    if state is VerdictState.APPROVED:
         return ""
-    return "is quarantined by the mlgate security scan"
+    if state is VerdictState.QUARANTINED:
+        return "is quarantined by the mlgate security scan"
+    if state is VerdictState.UNSCANNED:
+        return "has not been scanned yet (no mlgate.verdict tag)"
+    return UNSIGNED_OBJECT
 
 
 def build_lookup(tracking_uri: str | None, registry_uri: str | None, signing_key: bytes,

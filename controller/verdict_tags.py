@@ -1,9 +1,11 @@
-"""MLflow model-version verdict tags (DESIGN 3.2): writing them from a report, reading and verifying them.
+"""Verdict tags (DESIGN 3.2, 3.3): the tag names, writing them from a report, reading and verifying them.
 
 ``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at``, ``mlgate.scanner``,
 ``mlgate.findings`` and ``mlgate.signature`` (HMAC over name, version, digest and
 verdict, ``controller/signing.py``). A verdict whose signature does not verify
-counts as no verdict at all.
+counts as no verdict at all. ``check_verdict`` is the one check of a model
+version's tags (S3 objects: ``s3_actions.object_verdict``, the same check with
+the object's URI and ETag as name and version); every layer decides from it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 from mlgate.analyzers.core.findings import Severity
 from mlgate.analyzers.core.policy import Verdict
@@ -51,6 +54,27 @@ class SignedVerdict:
         return self.verdict is Verdict.APPROVED
 
 
+class VerdictState(Enum):
+    """What a subject's tags say, once checked."""
+
+    APPROVED = "approved"
+    QUARANTINED = "quarantined"
+    UNSCANNED = "unscanned"  # no verdict tag at all
+    UNSIGNED = "unsigned"  # a verdict tag without a valid signature: forged, copied, or for other content
+
+
+@dataclass(frozen=True)
+class VerdictCheck:
+    """The answer of ``check_verdict``: the state, and the signed verdict when there is a valid one."""
+
+    state: VerdictState
+    signed: SignedVerdict | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.state is VerdictState.APPROVED
+
+
 def build_tags(key: bytes, name: str, model_version: str, report: TargetReport,
                now: dt.datetime | None = None) -> dict[str, str]:
     """The tags recording ``report`` for model ``name`` version ``model_version``, in write order."""
@@ -67,20 +91,26 @@ def build_tags(key: bytes, name: str, model_version: str, report: TargetReport,
     }
 
 
-def read_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> SignedVerdict | None:
-    """The signed verdict in ``tags``, or ``None`` when missing, unknown or not validly signed."""
+def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> VerdictCheck:
+    """Do ``tags`` carry a valid verdict signed for model ``name`` version ``model_version``, and which?
+
+    A verdict that is missing its digest, is no known verdict, or whose signature does not verify
+    is ``UNSIGNED``: it counts as no verdict at all.
+    """
     tags = tags or {}
     raw, digest = tags.get(VERDICT), tags.get(DIGEST)
-    if raw is None or not digest:
-        return None
+    if raw is None:
+        return VerdictCheck(VerdictState.UNSCANNED)
     try:
         verdict = Verdict(raw)
     except ValueError:
-        return None
-    if not verify_verdict(key, name, str(model_version), digest, raw, tags.get(SIGNATURE)):
-        return None
-    return SignedVerdict(verdict=verdict, digest=digest, scanned_at=tags.get(SCANNED_AT, ""),
-                         scanner=tags.get(SCANNER, ""), findings=tags.get(FINDINGS, ""))
+        return VerdictCheck(VerdictState.UNSIGNED)
+    if not digest or not verify_verdict(key, name, str(model_version), digest, raw, tags.get(SIGNATURE)):
+        return VerdictCheck(VerdictState.UNSIGNED)
+    signed = SignedVerdict(verdict=verdict, digest=digest, scanned_at=tags.get(SCANNED_AT, ""),
+                           scanner=tags.get(SCANNER, ""), findings=tags.get(FINDINGS, ""))
+    state = VerdictState.APPROVED if signed.approved else VerdictState.QUARANTINED
+    return VerdictCheck(state, signed)
 
 
 def summarize_findings(report: TargetReport) -> str:

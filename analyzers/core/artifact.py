@@ -100,18 +100,8 @@ class SliceStream(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._length + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise OSError("negative seek position")
-        self._pos = pos
-        return pos
+        self._pos = seek_position(offset, whence, self._pos, lambda: self._length)
+        return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         remaining = self._length - self._pos
@@ -165,6 +155,22 @@ class MeteredStream(io.RawIOBase):
             self._raw.close()
         finally:
             super().close()
+
+
+def seek_position(offset: int, whence: int, current: int, end: Callable[[], int]) -> int:
+    """The position ``seek(offset, whence)`` moves to, for streams that keep their own position
+    (``end()`` is only called for ``SEEK_END``). Raises like ``io`` streams do."""
+    if whence == io.SEEK_SET:
+        pos = offset
+    elif whence == io.SEEK_CUR:
+        pos = current + offset
+    elif whence == io.SEEK_END:
+        pos = end() + offset
+    else:
+        raise ValueError(f"invalid whence {whence}")
+    if pos < 0:
+        raise OSError("negative seek position")
+    return pos
 
 
 def read_exact(stream: BinaryIO, n: int) -> bytes:

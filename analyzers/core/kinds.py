@@ -180,14 +180,29 @@ def _opcodes_decode(head: bytes, needed: int = 8) -> bool:
     array bytes inline after a few dozen opcodes, and those must still count as pickles.
     """
     count = 0
+    seen: set[str] = set()
     try:
         for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
             count += 1
+            seen.add(opcode.name)
             if opcode.name == "STOP" or count >= needed:
                 return True
-    except Exception:  # noqa: BLE001 - any decode error means these bytes are not opcodes
-        return False
+    except Exception:  # noqa: BLE001 - a decode error: not opcodes, unless a call was already decoded
+        return _imports_and_calls(seen)
     return False
+
+
+_NAME_OPS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+_CALL_OPS = frozenset({"REDUCE", "BUILD", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
+
+
+def _imports_and_calls(opcodes: set[str]) -> bool:
+    """A prefix that looks up a name and calls it is a pickle even if it breaks or ends right after.
+
+    Payloads followed by garbage or cut short still run in every loader (the "broken pickle"
+    evasion); random bytes practically never decode into a name lookup and a call.
+    """
+    return bool(opcodes & _NAME_OPS) and bool(opcodes & _CALL_OPS)
 
 
 def _looks_like_pickle(head: bytes) -> bool:
@@ -201,13 +216,16 @@ def _looks_like_pickle(head: bytes) -> bool:
         return False
     stream = io.BytesIO(head)
     count = 0
+    seen: set[str] = set()
     try:
         for opcode, _arg, _pos in pickletools.genops(stream):
             count += 1
+            seen.add(opcode.name)
             if opcode.name == "STOP":
                 return count >= 2
-    except Exception:  # noqa: BLE001 - any decode error (incl. truncation) means "not a pickle head"
-        return len(head) >= SNIFF_BYTES and count >= 8 and stream.tell() >= len(head) - 64
+    except Exception:  # noqa: BLE001 - any decode error (incl. truncation) means "not a pickle head"...
+        long_clean = len(head) >= SNIFF_BYTES and count >= 8 and stream.tell() >= len(head) - 64
+        return long_clean or _imports_and_calls(seen)  # ...unless it already imported and called something
     return False
 
 

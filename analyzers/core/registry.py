@@ -29,6 +29,18 @@ AnalyzerFn = Callable[["Artifact", "ScanContext"], Iterable["Finding"]]
 # Modules that register analyzers. Listed explicitly: adding a format is one line here.
 ANALYZER_MODULES: tuple[str, ...] = (
     "mlgate.analyzers.archives",
+    "mlgate.analyzers.archive_tar",
+    "mlgate.analyzers.archive_7z",
+    "mlgate.analyzers.safetensors",
+    "mlgate.analyzers.savedmodel.scan",
+    "mlgate.analyzers.keras_containers",
+    "mlgate.analyzers.onnx_model",
+    "mlgate.analyzers.configs",
+    "mlgate.analyzers.python_source",
+    "mlgate.analyzers.gguf",
+    "mlgate.analyzers.pickles",
+    "mlgate.analyzers.pytorch",
+    "mlgate.analyzers.numpy_format",
 )
 
 _REGISTRY: dict[Kind, list[tuple[str, AnalyzerFn]]] = {}

@@ -19,7 +19,8 @@ import pytest
 from k8s_helpers import SIGNING_KEY, admission_review, pod_template, workload
 
 from mlgate.controller.admission import AdmissionPolicy, load_admission_policy
-from mlgate.controller.admission_server import AdmissionServer
+from mlgate.controller.admission_server import AdmissionWebhook, serve
+from mlgate.controller.http_server import HttpServer
 from mlgate.controller.metrics import REGISTRY
 from mlgate.controller.verdict_lookup import RegistryVerdicts
 
@@ -33,14 +34,12 @@ def lookup(registry: Any, s3_client: Any) -> RegistryVerdicts:
     return RegistryVerdicts(registry, SIGNING_KEY, s3_client)
 
 
-def _serve(tls_files: dict, lookup: Any, policy: AdmissionPolicy) -> AdmissionServer:
-    server = AdmissionServer(("127.0.0.1", 0), tls_files["cert"], tls_files["key"], lookup, policy)
-    server.start()
-    return server
+def _serve(tls_files: dict, lookup: Any, policy: AdmissionPolicy) -> HttpServer:
+    return serve("127.0.0.1", 0, tls_files["cert"], tls_files["key"], AdmissionWebhook(lookup, policy))
 
 
 @pytest.fixture(scope="module")
-def server(tls_files: dict, lookup: RegistryVerdicts) -> AdmissionServer:
+def server(tls_files: dict, lookup: RegistryVerdicts) -> HttpServer:
     srv = _serve(tls_files, lookup, POLICY)
     yield srv
     srv.stop()
@@ -51,7 +50,7 @@ def _client_context(tls_files: dict) -> ssl.SSLContext:
     return context
 
 
-def post(server: AdmissionServer, tls_files: dict, body: bytes | dict, path: str = "/validate",
+def post(server: HttpServer, tls_files: dict, body: bytes | dict, path: str = "/validate",
          host: str = "localhost") -> tuple[int, dict | None]:
     conn = http.client.HTTPSConnection(host, server.port, context=_client_context(tls_files), timeout=10)
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -65,7 +64,7 @@ def post(server: AdmissionServer, tls_files: dict, body: bytes | dict, path: str
         return response.status, None
 
 
-def decide(server: AdmissionServer, tls_files: dict, obj: dict, operation: str = "CREATE",
+def decide(server: HttpServer, tls_files: dict, obj: dict, operation: str = "CREATE",
            old: dict | None = None) -> dict:
     request = admission_review(obj, operation, old)
     status, doc = post(server, tls_files, request)
@@ -153,7 +152,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("obj", "allowed", "phrases"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_each_workload_kind_gets_the_right_answer(server: AdmissionServer, tls_files: dict, obj: dict,
+def test_each_workload_kind_gets_the_right_answer(server: HttpServer, tls_files: dict, obj: dict,
                                                   allowed: bool, phrases: list[str]) -> None:
     response = decide(server, tls_files, obj)
     assert response["allowed"] is allowed, response
@@ -170,7 +169,7 @@ def test_each_workload_kind_gets_the_right_answer(server: AdmissionServer, tls_f
     assert response["auditAnnotations"]["decision"] == "denied"
 
 
-def test_only_the_offending_references_are_named(server: AdmissionServer, tls_files: dict) -> None:
+def test_only_the_offending_references_are_named(server: HttpServer, tls_files: dict) -> None:
     obj = isvc({"sklearn": {"storageUri": "models:/fraud/1"}},
                explainer={"art": {"storageUri": "models:/fraud/2"}})
     message = decide(server, tls_files, obj)["status"]["message"]
@@ -178,14 +177,14 @@ def test_only_the_offending_references_are_named(server: AdmissionServer, tls_fi
     assert "models:/fraud/1" not in message
 
 
-def test_update_is_judged_on_the_new_object(server: AdmissionServer, tls_files: dict) -> None:
+def test_update_is_judged_on_the_new_object(server: HttpServer, tls_files: dict) -> None:
     old = isvc({"sklearn": {"storageUri": "models:/fraud/1"}})
     new = isvc({"sklearn": {"storageUri": "models:/fraud/2"}})
     assert decide(server, tls_files, new, "UPDATE", old)["allowed"] is False
     assert decide(server, tls_files, old, "UPDATE", new)["allowed"] is True
 
 
-def test_a_quarantined_workload_can_always_be_removed(server: AdmissionServer, tls_files: dict) -> None:
+def test_a_quarantined_workload_can_always_be_removed(server: HttpServer, tls_files: dict) -> None:
     bad = isvc({"sklearn": {"storageUri": "models:/fraud/2"}})
     assert decide(server, tls_files, bad, "DELETE")["allowed"] is True
     finalizing = json.loads(json.dumps(bad))
@@ -205,14 +204,14 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("body", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
-def test_malformed_reviews_get_http_400(server: AdmissionServer, tls_files: dict, body: bytes) -> None:
+def test_malformed_reviews_get_http_400(server: HttpServer, tls_files: dict, body: bytes) -> None:
     status, doc = post(server, tls_files, body)
     assert status == 400
     assert doc["response"]["allowed"] is False
     assert doc["response"]["status"]["code"] == 400
 
 
-def test_malformed_objects_are_denied_with_400(server: AdmissionServer, tls_files: dict) -> None:
+def test_malformed_objects_are_denied_with_400(server: HttpServer, tls_files: dict) -> None:
     review = admission_review(isvc({"sklearn": {"storageUri": "models:/fraud/1"}}))
     review["request"]["object"]["spec"]["predictor"] = "models:/fraud/1"
     status, doc = post(server, tls_files, review)
@@ -228,7 +227,7 @@ def test_malformed_objects_are_denied_with_400(server: AdmissionServer, tls_file
     assert (status, doc["response"]["allowed"]) == (200, False)
 
 
-def test_unknown_paths_and_probes(server: AdmissionServer, tls_files: dict) -> None:
+def test_unknown_paths_and_probes(server: HttpServer, tls_files: dict) -> None:
     status, _ = post(server, tls_files, b"{}", path="/mutate")
     assert status == 404
     conn = http.client.HTTPSConnection("localhost", server.port, context=_client_context(tls_files), timeout=5)
@@ -239,7 +238,7 @@ def test_unknown_paths_and_probes(server: AdmissionServer, tls_files: dict) -> N
     conn.close()
 
 
-def test_tls_is_required_and_verified(server: AdmissionServer, tls_files: dict) -> None:
+def test_tls_is_required_and_verified(server: HttpServer, tls_files: dict) -> None:
     # A client that does not trust our CA refuses the server...
     conn = http.client.HTTPSConnection("localhost", server.port, context=ssl.create_default_context(), timeout=5)
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -269,7 +268,7 @@ def _counter(kind: str, allowed: str) -> float:
     return value or 0.0
 
 
-def test_every_answer_is_counted(server: AdmissionServer, tls_files: dict) -> None:
+def test_every_answer_is_counted(server: HttpServer, tls_files: dict) -> None:
     denied, allowed, invalid = (_counter("Model", "false"), _counter("Model", "true"), _counter("invalid", "false"))
     decide(server, tls_files, workload("Model", {"storageUri": "models:/fraud/2"}))
     decide(server, tls_files, workload("Model", {"storageUri": "models:/fraud/1"}))

@@ -23,7 +23,7 @@ from k8s_helpers import CHART_DIR, FULL_VALUES, find, render_chart
 
 from mlgate.analyzers.core.policy import load_policy
 from mlgate.controller.admission import load_admission_policy
-from mlgate.controller.admission_server import VALIDATE_PATH, AdmissionServer
+from mlgate.controller.admission_server import VALIDATE_PATH, AdmissionWebhook, serve
 from mlgate.controller.model_refs import MODEL_ANNOTATION, POD_TEMPLATE_PATHS
 
 OLDEST = "1.30.0"
@@ -130,9 +130,8 @@ def test_pods_are_hardened_and_redundant(default: tuple[list[dict], str]) -> Non
         assert {"/tmp"} <= {m["mountPath"] for m in container["volumeMounts"]}
         assert container["resources"]["requests"] and container["resources"]["limits"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        # Followers must stay in the Service: they serve the webhook too (see values controller.readinessPath).
-        expected_ready = "/readyz" if container["name"] == "admission" else "/healthz"
-        assert container["readinessProbe"]["httpGet"]["path"] == expected_ready
+        # The controller's /readyz keeps followers in the Service: they serve the webhook too.
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["image"] == "ghcr.io/mlgate/mlgate:0.1.0"
         for env in container["env"]:  # secrets only by reference, never inline
             assert "value" not in env or not re.search(r"(?i)secret|password|token|key$", env["name"]) or \
@@ -243,8 +242,7 @@ def test_chart_generated_certificate_serves_the_webhook(default: tuple[list[dict
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert "mlgate.mlgate.svc" in sans
-    server = AdmissionServer(("127.0.0.1", 0), tmp_path / "tls.crt", tmp_path / "tls.key", lookup=None, policy=None)
-    server.start()
+    server = serve("127.0.0.1", 0, tmp_path / "tls.crt", tmp_path / "tls.key", AdmissionWebhook(lookup=None, policy=None))
     try:
         client = ssl.create_default_context(cadata=base64.b64decode(next(iter(bundles))).decode())
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:

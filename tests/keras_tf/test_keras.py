@@ -136,3 +136,58 @@ def test_deeply_nested_config_is_refused_not_crashing() -> None:
         deep = {"class_name": "X", "config": deep}
     with pytest.raises(RecursionError):
         walk_config(deep, "c")
+
+
+def _keras_zip_with(tmp_path, name: str, extra: dict[str, bytes]):
+    """A real Keras 3 file (the benign fixture) with ``extra`` members appended as Keras' zip writer would."""
+    import zipfile
+
+    from keras_tf.helpers import FIXTURES
+
+    path = tmp_path / name
+    with zipfile.ZipFile(FIXTURES / "keras" / "benign_k3.keras") as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        for member, data in extra.items():
+            out.writestr(member, data)
+    return path
+
+
+def test_escaping_member_names_are_reported_once_by_the_archive_analyzer(tmp_path) -> None:
+    from mlgate.analyzers.core.walker import scan_path
+
+    path = _keras_zip_with(tmp_path, "slip.keras", {"../../escape.py": b"x = 1\n", "/abs/hook.py": b"y = 2\n"})
+    result = scan_path(path, label="slip.keras")
+    assert by(result, "keras") == []  # member names belong to the archive analyzer
+    names = sorted((f.rule, f.location) for f in result.findings if f.rule in {"MLG-ARC-001", "MLG-ARC-002"})
+    assert names == [("MLG-ARC-001", "slip.keras!../../escape.py"), ("MLG-ARC-002", "slip.keras!/abs/hook.py")]
+
+
+def test_a_zip_over_the_member_budget_is_refused_once_without_reading_its_directory(tmp_path) -> None:
+    from mlgate.analyzers.core.budget import Budgets
+    from mlgate.analyzers.core.walker import ScanOptions, scan_path
+
+    path = _keras_zip_with(tmp_path, "many.keras", {f"assets/{i:03d}.txt": b"" for i in range(40)})
+    result = scan_path(path, ScanOptions(budgets=Budgets(max_members=20)), label="many.keras")
+    assert not result.complete
+    assert [(f.rule, f.analyzer) for f in result.findings] == [("MLG-CORE-002", "core")]
+    # The member reader refuses from the end record's count (bench/archive_budgets.py shows the cost).
+    from mlgate.analyzers.archives import read_zip_entries
+    from mlgate.analyzers.core.budget import BudgetExceeded
+
+    with open(path, "rb") as stream:
+        assert len(read_zip_entries(stream)) == 43
+        with pytest.raises(BudgetExceeded, match="lists 43 members"):
+            read_zip_entries(stream, max_entries=20)
+
+
+def test_a_keras_zip_within_the_budget_is_still_read_after_the_archive_walk(tmp_path) -> None:
+    """The archive walk charges members first; the Keras reader must not mistake that for an oversized zip."""
+    from mlgate.analyzers.core.budget import Budgets
+    from mlgate.analyzers.core.walker import ScanOptions, scan_path
+
+    path = _keras_zip_with(tmp_path, "hook.keras", {"assets/hook.py": b"import os\n"})
+    # 5 = the file + its 4 members: the archive walk leaves no budget, yet the directory is within it.
+    result = scan_path(path, ScanOptions(budgets=Budgets(max_members=5)), label="hook.keras")
+    assert result.complete
+    assert [(f.rule, f.location) for f in by(result, "keras")] == [("MLG-KER-012", "hook.keras!assets/hook.py")]

@@ -59,6 +59,41 @@ def test_registry_down_at_start_and_mid_run(plain_server, make_controller, prefi
     proxy.down()
 
 
+class _Lease:
+    """Leadership switched by the test (the Kubernetes Lease's role)."""
+
+    def __init__(self) -> None:
+        self.leading = False
+
+    def is_leader(self) -> bool:
+        return self.leading
+
+
+def test_a_follower_is_ready_and_a_new_leader_waits_for_its_registry(plain_server, make_controller, prefix, tmp_path):
+    """Followers serve webhooks and events, so they stay in the Service even when the registry is down."""
+    client = plain_server.client()
+    proxy = Forwarder(urlsplit(plain_server.url).port)  # down: connection refused
+    version = register(client, f"{prefix}a", CLEAN_FILES, tmp_path)
+    controller = make_controller(proxy.url, start=False)
+    lease = _Lease()
+    controller.runtime.leadership = lease
+    controller.runtime.start()
+    time.sleep(1.5)  # several reconcile ticks: a follower never runs a pass
+    status, body = _readyz_answer(controller)
+    assert status == 200 and "follower" in body
+    assert controller.runtime.ready()
+
+    lease.leading = True  # leader, registry unreachable: not ready, with the reason
+    status, body = wait_for(lambda: (answer := _readyz_answer(controller))[0] == 503 and answer,
+                            timeout=10, what="a leader without its registry is not ready")
+    assert "mlflow" in body
+    proxy.up()
+    wait_for(lambda: _readyz(controller) == 200, timeout=20, what="ready after the leader's first pass")
+    tags = wait_for(lambda: signed_tags(client, f"{prefix}a", version), what="the leader's verdict")
+    assert tags["mlgate.verdict"] == "approved"
+    proxy.down()
+
+
 class _Garbage(http.server.BaseHTTPRequestHandler):
     """Answers every MLflow call with something malformed, cycling through the ways a proxy can break."""
 

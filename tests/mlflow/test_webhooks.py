@@ -55,13 +55,16 @@ def test_webhook_delivery_scans_new_version_and_reverifies_forged_tags(plain_ser
     received = metric("mlgate_events_received_total", source="mlflow-webhook")
 
     name = f"{prefix}hooked"
+    scans = metric("mlgate_scans_total", source="mlflow", verdict="quarantined") + 1  # after the first scan
     version = register(client, name, malicious_dir(), tmp_path)
     tags = wait_for(lambda: signed_tags(client, name, version), timeout=30, what="verdict written after the webhook")
     assert tags["mlgate.verdict"] == "quarantined"
     assert metric("mlgate_events_received_total", source="mlflow-webhook") > received
 
     # The controller's own six tag writes come back as events and must not trigger another scan.
-    scans = metric("mlgate_scans_total", source="mlflow", verdict="quarantined")
+    # (The scan is counted once its record step returns, which may be just after the tags are visible.)
+    wait_for(lambda: metric("mlgate_scans_total", source="mlflow", verdict="quarantined") >= scans, timeout=10,
+             what="the first scan counted")
     time.sleep(2.0)
     assert metric("mlgate_scans_total", source="mlflow", verdict="quarantined") == scans
 

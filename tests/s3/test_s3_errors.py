@@ -56,12 +56,11 @@ def test_server_errors_never_approve_and_other_models_proceed(s3, proxy, bucket,
     s3.put_object(Bucket=bucket, Key="a/model.safetensors", Body=safetensors_file())
     s3.put_object(Bucket=bucket, Key="b/model.safetensors", Body=safetensors_file(8))
     broken = proxy.add(Fault(match=_data_get("a/model.safetensors"), times=5, status=500, code="InternalError"))
-    # two attempts per request: the first scans of a/ fail outright; retries (backoff, then the next
-    # reconcile passes) get through once S3 answers again
+    # two attempts per request: the first scans of a/ fail outright; retries (with backoff, in this pass
+    # since the runtime keeps a failed scan's retry, or in the next passes) get through once S3 answers again
     source = make_source(BucketConfig(bucket=bucket), proxy.url, attempts=2)
     reconcile(source)
     assert verdict(s3, bucket, "b/model.safetensors") == "approved"
-    assert verdict(s3, bucket, "a/model.safetensors") is None
     reconcile_until(source, lambda: verdict(s3, bucket, "a/model.safetensors") is not None)
     assert broken.hits == 5
     assert verdict(s3, bucket, "a/model.safetensors") == "approved"
@@ -156,3 +155,25 @@ def test_an_object_replaced_just_before_tagging_does_not_keep_the_approval(s3, p
     assert verdict(s3, bucket, "m/model.bin") != "approved"  # the verdict was taken back off the newcomer
     reconcile_until(source, lambda: verdict(s3, bucket, "m/model.bin") is not None)
     assert verdict(s3, bucket, "m/model.bin") == "quarantined"
+
+
+def _scanned_bytes() -> float:
+    return REGISTRY.get_sample_value("mlgate_scanned_bytes_total", {"source": "s3"}) or 0.0
+
+
+def test_bytes_fetched_by_a_failed_scan_are_counted(s3, proxy, bucket):
+    """The config is read in full, then every read of the weights fails: no verdict, but the bytes count."""
+    config = hf_config()
+    s3.put_object(Bucket=bucket, Key="m/config.json", Body=config)
+    s3.put_object(Bucket=bucket, Key="m/model.safetensors", Body=safetensors_file())
+    proxy.add(Fault(match=_data_get("m/model.safetensors"), times=1000, status=500, code="InternalError"))
+    source = make_source(BucketConfig(bucket=bucket), proxy.url, attempts=1)
+    runtime = Runtime([source], FAST_BACKOFF, workers=1)
+    try:
+        [request] = source.reconcile_once()
+        before = _scanned_bytes()
+        runtime.process(request)  # S3 answers 500 for the weights: retried later, nothing recorded
+    finally:
+        runtime.stop()
+    assert verdict(s3, bucket, "m/config.json") is None and verdict(s3, bucket, "m/model.safetensors") is None
+    assert _scanned_bytes() - before == len(config)

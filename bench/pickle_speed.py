@@ -1,0 +1,201 @@
+"""Pickle-family speed and memory: a 4 GB torch checkpoint and opcode-dense 50 MB pickles.
+
+Usage::
+
+    python3 bench/pickle_speed.py [--workdir DIR] [--dense-mb 50] [--skip-genops]
+
+1. Builds a torch zip checkpoint of 1,000 tensors whose storages are 4 MiB stored members
+   (about 4.2 GB) as a sparse file: ``data.pkl`` and the other records come from a real
+   ``torch.save`` of 1,000 tensors, the storage members are zeros written as holes, so the
+   disk cost is a few MB. It is scanned in a fresh subprocess with
+   ``ScanOptions(compute_digest=False)`` (scan time and peak RSS), and again with the digest on
+   (the sha256 time is reported separately).
+2. Writes opcode-dense pickles of several shapes at 5 MB and ``--dense-mb`` MB, and compares
+   iterating ``pickletools.genops`` over each with a full mlgate scan; each scan runs in its
+   own subprocess so peak RSS is per scan.
+
+torch is used only to build the checkpoint; the scanning subprocesses import mlgate alone and
+the script checks that they never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pickle
+import pickletools
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+TENSORS = 1000
+STORAGE_BYTES = 4 * 1024 * 1024
+
+_SCAN = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from mlgate.analyzers.core.registry import load_all
+from mlgate.analyzers.core.walker import ScanOptions, scan_path
+load_all()
+t1 = time.perf_counter()
+scan = scan_path(sys.argv[1], ScanOptions(compute_digest=sys.argv[2] == "digest"))
+t2 = time.perf_counter()
+try:  # VmHWM is this address space's peak; ru_maxrss would include the forking parent's
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({
+    "import_s": t1 - t0, "scan_s": t2 - t1, "peak_rss_mb": peak,
+    "findings": sorted({f.rule for f in scan.findings}), "complete": scan.complete, "bytes_read": scan.bytes_read,
+    "torch_imported": "torch" in sys.modules, "tensorflow_imported": "tensorflow" in sys.modules,
+}))
+"""
+
+
+class _SparseZeros(io.RawIOBase):
+    """A file writer that turns blocks of zeros into holes (seek instead of write)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._f = open(path, "wb")
+        self._end = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        n = len(data)
+        if n >= 4096 and not any(data):
+            self._f.seek(n, os.SEEK_CUR)
+        else:
+            self._f.write(data)
+        self._end = max(self._end, self._f.tell())
+        return n
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._f.truncate(max(self._end, self._f.tell()))
+            self._f.close()
+
+
+def build_checkpoint(path: Path) -> int:
+    """A real torch.save layout with 1,000 storages of 4 MiB each, written sparse; returns its size."""
+    import torch
+
+    small = io.BytesIO()
+    torch.save({f"layer{i}.weight": torch.zeros(1) for i in range(TENSORS)}, small)
+    source = zipfile.ZipFile(io.BytesIO(small.getvalue()))
+    zeros = bytes(1 << 20)
+    with _SparseZeros(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as out:
+        for info in source.infolist():
+            name = info.filename
+            if "/data/" in name and name.rsplit("/", 1)[1].isdigit():
+                with out.open(zipfile.ZipInfo(name), "w", force_zip64=True) as member:
+                    for _ in range(STORAGE_BYTES // len(zeros)):
+                        member.write(zeros)
+            else:
+                out.writestr(name, source.read(name))
+    return path.stat().st_size
+
+
+def scan_subprocess(path: Path, digest: bool = False) -> dict[str, object]:
+    run = subprocess.run([sys.executable, "-c", _SCAN, str(path), "digest" if digest else "nodigest"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def dense_objects(shape: str, target_bytes: int) -> object:
+    """Opcode-dense Python data of about ``target_bytes`` when pickled (protocol 4)."""
+    rng = random.Random(7)
+    if shape == "float rows":  # an embedding table kept as Python lists
+        row = 128
+        n = target_bytes // (9 * row + 4)
+        return [[rng.random() for _ in range(row)] for _ in range(n)]
+    if shape == "int rows":  # token ids
+        row = 256
+        n = target_bytes // (5 * row + 4)
+        return [[rng.randrange(70000, 2**31) for _ in range(row)] for _ in range(n)]
+    if shape == "vocab":  # a tokenizer vocabulary {token: id}
+        n = target_bytes // 17
+        return {f"tok{i:07d}": i + 70000 for i in range(n)}
+    if shape == "records":  # a list of small dicts
+        n = target_bytes // 44
+        return [{"id": i, "score": rng.random(), "tag": f"t{i % 50}", "pos": (i, i + 1), "ok": bool(i & 1)}
+                for i in range(n)]
+    raise ValueError(shape)
+
+
+def genops_seconds(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = 0
+    with open(path, "rb") as f:
+        for _ in pickletools.genops(f):
+            count += 1
+    return time.perf_counter() - start, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, help="where to write the inputs (default: a temporary dir)")
+    parser.add_argument("--dense-mb", type=int, default=50)
+    parser.add_argument("--skip-genops", action="store_true", help="skip the pickletools.genops baseline")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    ckpt = workdir / "checkpoint_4gb.pt"
+    size = build_checkpoint(ckpt)
+    disk = ckpt.stat().st_blocks * 512
+    scans = [scan_subprocess(ckpt) for _ in range(3)]
+    best = min(scans, key=lambda s: s["scan_s"])
+    with_digest = scan_subprocess(ckpt, digest=True)
+    print(f"## torch checkpoint: {TENSORS} tensors, {size / 1e9:.2f} GB ({disk / 1e6:.1f} MB on disk)")
+    print(f"scan (no digest): best {best['scan_s'] * 1000:.1f} ms of {[round(s['scan_s'] * 1000, 1) for s in scans]},"
+          f" peak RSS {best['peak_rss_mb']:.1f} MB, imports {best['import_s'] * 1000:.0f} ms, "
+          f"bytes read {best['bytes_read']}, findings {best['findings']}, complete {best['complete']}, "
+          f"torch imported {best['torch_imported']}")
+    print(f"scan with sha256 digest: {with_digest['scan_s']:.2f} s "
+          f"(digest {with_digest['scan_s'] - best['scan_s']:.2f} s), peak RSS {with_digest['peak_rss_mb']:.1f} MB")
+
+    print(f"\n## opcode-dense pickles ({args.dense_mb} MB and 5 MB)")
+    print("| shape | size MB | opcodes | genops s | mlgate scan s | speed-up | peak RSS MB (5 MB -> big) |")
+    print("|---|---|---|---|---|---|---|")
+    for shape in ("float rows", "int rows", "vocab", "records"):
+        rss = []
+        for mb in (5, args.dense_mb):
+            path = workdir / f"dense_{shape.replace(' ', '_')}_{mb}mb.pkl"
+            path.write_bytes(pickle.dumps(dense_objects(shape, mb * 1_000_000), protocol=4))
+            result = scan_subprocess(path)
+            rss.append(result["peak_rss_mb"])
+            assert result["findings"] == [] and result["complete"], result
+        gen_s, ops = (float("nan"), 0) if args.skip_genops else genops_seconds(path)
+        print(f"| {shape} | {path.stat().st_size / 1e6:.1f} | {ops} | {gen_s:.2f} | {result['scan_s']:.2f} | "
+              f"{gen_s / result['scan_s']:.1f}x | {rss[0]:.0f} -> {rss[1]:.0f} |")
+    if args.workdir is None:
+        for p in workdir.iterdir():
+            p.unlink()
+        workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()
