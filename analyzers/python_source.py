@@ -88,7 +88,18 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
         data = read_exact(stream, MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:
         raise BudgetExceeded("python_source_bytes", f"Python file larger than {MAX_SOURCE_BYTES} bytes not analyzed")
-    yield from analyze_source(data, artifact.location)
+    findings = analyze_source(data, artifact.location)
+    if _is_torchscript_source(artifact):
+        # TorchScript code is compiled by torch.jit, not imported: the PyTorch analyzer owns it
+        # (custom op namespaces). Only behaviour findings are kept, not "remote code present".
+        findings = [f for f in findings if f.rule != REMOTE_CODE.id]
+    yield from findings
+
+
+def _is_torchscript_source(artifact: Artifact) -> bool:
+    """``<root>/code/__torch__/**.py`` inside a zip: the source tree ``torch.jit.save`` writes."""
+    parts = artifact.name.replace("\\", "/").split("/")
+    return artifact.container == "zip" and len(parts) >= 4 and parts[1] == "code" and parts[2] == "__torch__"
 
 
 def analyze_source(source: bytes | str, location: str) -> list[Finding]:

@@ -187,7 +187,9 @@ def analyze_torch_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]
     with ctx.open(artifact) as stream:
         tracker = ctx.tracker
         try:
-            entries = read_zip_directory(stream, max(0, tracker.budgets.max_members - tracker.members)).entries
+            # The whole member budget, not what is left after the zip walk: a zip within budget must
+            # never skip its torch checks (the walker itself enforces the target-wide budget).
+            entries = read_zip_directory(stream, tracker.budgets.max_members).entries
         except (Malformed, BudgetExceeded):
             return  # the zip walker reports the broken or oversized archive
         root = torch_root(entries)

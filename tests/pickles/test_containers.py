@@ -122,3 +122,15 @@ def test_torchscript_custom_ops_are_flagged_but_standard_ones_are_not(tmp_path):
     scan = scan_bytes(tmp_path, out.getvalue(), "m.pt")
     (finding,) = by_rule(scan.findings, "MLG-PT-002")
     assert "torch.ops.evil" in finding.message and finding.location == "m.pt!m/code/__torch__/m.py"
+
+
+def test_torchscript_source_is_not_reported_as_remote_code():
+    """torch.jit.save writes code/__torch__/*.py; torch.jit compiles it, nothing imports it."""
+    import zipfile
+    from pathlib import Path
+
+    from mlgate.analyzers.core.walker import scan_path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "pickles" / "benign" / "torchscript.pt"
+    assert any("/code/__torch__/" in n and n.endswith(".py") for n in zipfile.ZipFile(fixture).namelist())
+    assert [f for f in scan_path(fixture).findings if f.rule == "MLG-CODE-001"] == []
