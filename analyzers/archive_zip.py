@@ -36,6 +36,7 @@ from mlgate.analyzers.core.budget import BudgetExceeded, BudgetTracker
 from mlgate.analyzers.core.walker import Malformed
 
 if TYPE_CHECKING:
+    from mlgate.analyzers.core.artifact import Artifact
     from mlgate.analyzers.core.walker import ScanContext
 
 STORED = 0
@@ -151,6 +152,24 @@ def member_stream(
     return DecompressedStream(  # type: ignore[return-value]
         window, codec, tracker, limit=entry.file_size, charge_returned=charge_returned, index=index
     )
+
+
+def zip_directory(artifact: Artifact, stream: BinaryIO, max_entries: int, ctx: ScanContext) -> ZipDirectory:
+    """``read_zip_directory`` for ``artifact``, parsed once however many zip analyzers read it.
+
+    A cached directory is subject to the caller's ``max_entries`` exactly as a fresh
+    parse would be; failed parses are not cached (each caller meets the error itself).
+    """
+    cache = ctx.parsed(artifact)
+    directory = cache.get("zip_directory")
+    if not isinstance(directory, ZipDirectory):
+        directory = read_zip_directory(stream, max_entries)
+        cache["zip_directory"] = directory
+    elif directory.declared_entries > max_entries:
+        raise BudgetExceeded(
+            "max_members", f"zip directory lists {directory.declared_entries} members (limit {max_entries})"
+        )
+    return directory
 
 
 def read_zip_directory(stream: BinaryIO, max_entries: int) -> ZipDirectory:

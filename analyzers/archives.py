@@ -48,8 +48,8 @@ from mlgate.analyzers.archive_zip import (
     ZipEntry,
     member_stream,
     open_zip_member,
-    read_zip_directory,
     read_zip_entries,
+    zip_directory,
 )
 from mlgate.analyzers.core.artifact import Artifact, Opener, read_exact
 from mlgate.analyzers.core.budget import BudgetExceeded
@@ -89,7 +89,7 @@ def analyze_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     tracker = ctx.tracker
     with ctx.open(artifact) as stream:
         remaining = max(0, tracker.budgets.max_members - tracker.members)
-        directory = read_zip_directory(stream, remaining)
+        directory = zip_directory(artifact, stream, remaining, ctx)
         yield from _structure_findings(artifact, directory)
         members = [_zip_member(stream, entry, ctx) for entry in directory.entries]
     audit = MemberAudit(artifact, ZIP)

@@ -53,13 +53,13 @@ def _json(raw: bytes | str, what: str) -> object:
 # ---------------------------------------------------------------------------------- .keras zip
 @register(Kind.ZIP, "keras")
 def analyze_keras_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
-    from mlgate.analyzers.archives import read_zip_entries
+    from mlgate.analyzers.archive_zip import zip_directory
 
     with ctx.open(artifact) as stream:
         try:
             # A zip listing more members than the whole member budget is refused by the archive
             # analyzer from its end record (the scan is incomplete); do not parse its directory here.
-            entries = read_zip_entries(stream, ctx.tracker.budgets.max_members)
+            entries = zip_directory(artifact, stream, ctx.tracker.budgets.max_members, ctx).entries
         except (Malformed, BudgetExceeded):
             return  # the archive analyzer reports the broken or oversized zip: one finding, not two
         names = {e.name for e in entries}

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from mlgate.analyzers.archive_members import display_name
-from mlgate.analyzers.archive_zip import read_zip_directory
+from mlgate.analyzers.archive_zip import zip_directory
 from mlgate.analyzers.archives import ZipEntry, open_zip_member
 from mlgate.analyzers.core.artifact import LEVEL_SEPARATOR, Artifact, read_exact
 from mlgate.analyzers.core.budget import BudgetExceeded
@@ -189,7 +189,7 @@ def analyze_torch_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]
         try:
             # The whole member budget, not what is left after the zip walk: a zip within budget must
             # never skip its torch checks (the walker itself enforces the target-wide budget).
-            entries = read_zip_directory(stream, tracker.budgets.max_members).entries
+            entries = zip_directory(artifact, stream, tracker.budgets.max_members, ctx).entries
         except (Malformed, BudgetExceeded):
             return  # the zip walker reports the broken or oversized archive
         root = torch_root(entries)

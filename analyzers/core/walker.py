@@ -83,6 +83,7 @@ class ScanContext:
         self.findings: list[Finding] = []
         self.references: list[Reference] = []
         self._budgets_reported: set[str] = set()
+        self._parsed: dict[str, dict[str, object]] = {}
 
     @property
     def complete(self) -> bool:
@@ -132,9 +133,15 @@ class ScanContext:
             )
             for name, analyze in analyzers_for(Kind.ZIP):
                 self._run(name, analyze, artifact)
+        self._parsed.pop(artifact.location, None)
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
+
+    def parsed(self, artifact: Artifact) -> dict[str, object]:
+        """Structures parsed from ``artifact`` that every analyzer of it may reuse (e.g. its zip
+        directory), so several analyzers of one artifact parse it once. Dropped after its walk."""
+        return self._parsed.setdefault(artifact.location, {})
 
     def add_reference(self, reference: Reference) -> None:
         self.references.append(reference)

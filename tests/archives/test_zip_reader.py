@@ -80,3 +80,29 @@ def test_decoded_member_bomb_stops_with_budget_exceeded():
             pass
     assert exc.value.budget == "max_ratio"
     assert scan_ctx.tracker.bytes_read < 2 * MiB  # stopped within a chunk of the floor
+
+
+def test_zip_directory_is_parsed_once_for_every_zip_analyzer(tmp_path, monkeypatch):
+    """The archive, Keras and PyTorch analyzers all read a torch zip's directory: one parse serves them."""
+    import pickle
+    import zipfile
+
+    from mlgate.analyzers import archive_zip
+    from mlgate.analyzers.core.walker import scan_path
+
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"a": 1}, protocol=2))
+        z.writestr("archive/version", "3\n")
+        z.writestr("archive/data/0", b"\x00" * 16)
+    real = archive_zip.read_zip_directory
+    calls = []
+
+    def counting(stream, max_entries):
+        calls.append(max_entries)
+        return real(stream, max_entries)
+
+    monkeypatch.setattr(archive_zip, "read_zip_directory", counting)
+    result = scan_path(path)
+    assert result.complete and not result.findings
+    assert len(calls) == 1
