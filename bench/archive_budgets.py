@@ -115,7 +115,9 @@ def scan_child(path: str) -> None:
     started = time.perf_counter()
     report = scan_target(path, Policy())
     wall = time.perf_counter() - started
-    budgets = sorted({f.message.rsplit("(budget ", 1)[-1].rstrip(")") for f in report.findings if f.rule == "MLG-CORE-002"})
+    budgets = sorted(
+        {f.message.rsplit("(budget ", 1)[-1].rstrip(")") for f in report.findings if f.rule == "MLG-CORE-002"}
+    )
     print(
         json.dumps(
             {

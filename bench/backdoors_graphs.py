@@ -23,10 +23,11 @@ import time
 import warnings
 from pathlib import Path
 
-from mlgate.analyzers import onnx_backdoor
+from mlgate.analyzers.backdoors import onnx_adapter as onnx_backdoor
+from mlgate.analyzers.backdoors import savedmodel_adapter as backdoor_adapter
 from mlgate.analyzers.core.walker import scan_path
-from mlgate.analyzers.onnx_model import ModelProto
-from mlgate.analyzers.savedmodel import backdoor_adapter, schema
+from mlgate.analyzers.onnx.analyzer import ModelProto
+from mlgate.analyzers.savedmodel import schema
 from mlgate.analyzers.savedmodel.graph import GraphIndex
 from mlgate.analyzers.savedmodel.schema import parse_binary
 
@@ -47,7 +48,9 @@ def bd_rules(path: Path) -> list[str]:
 
 def fixtures() -> None:
     targets = sorted((FIX / "backdoors" / "onnx").glob("*.onnx")) + sorted((FIX / "backdoors" / "savedmodel").iterdir())
-    targets += sorted((FIX / "keras_tf" / "savedmodel").glob("benign_*")) + sorted((FIX / "keras_tf" / "onnx").glob("*.onnx"))
+    targets += sorted((FIX / "keras_tf" / "savedmodel").glob("benign_*")) + sorted(
+        (FIX / "keras_tf" / "onnx").glob("*.onnx")
+    )
     tp = fp = fn = controls = 0
     for path in targets:
         rules = bd_rules(path)
@@ -62,11 +65,13 @@ def fixtures() -> None:
         else:
             fn += 1
             print(f"  MISSED {path.name}: expected {expected}, got {rules}")
-    print(f"fixtures: {tp + fn} positives, {controls} controls -> TP {tp}, FN {fn}, FP {fp}; "
-          f"precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}")
+    print(
+        f"fixtures: {tp + fn} positives, {controls} controls -> TP {tp}, FN {fn}, FP {fp}; "
+        f"precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}"
+    )
 
 
-HF_SCRIPT = textwrap.dedent('''
+HF_SCRIPT = textwrap.dedent("""
     import sys, warnings, torch
     warnings.filterwarnings("ignore")
     import transformers as T
@@ -114,9 +119,9 @@ HF_SCRIPT = textwrap.dedent('''
     for name, model in vision.items():
         torch.onnx.export(Pixels(model).eval(), (torch.rand(1, 3, 32, 32),), f"{out}/{name}.onnx", dynamo=False,
                           opset_version=17, input_names=["pixel_values"])
-''')
+""")
 
-TF_SCRIPT = textwrap.dedent('''
+TF_SCRIPT = textwrap.dedent("""
     import os, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import keras
@@ -130,7 +135,7 @@ TF_SCRIPT = textwrap.dedent('''
     ids = keras.Input((10,), dtype="int32")
     x = layers.Bidirectional(layers.GRU(8, return_sequences=True))(layers.Embedding(30, 8, mask_zero=True)(ids))
     keras.Model(ids, layers.Dense(3)(layers.GlobalMaxPooling1D()(x))).export(f"{out}/bigru_mask", verbose=False)
-''')
+""")
 
 
 def flattened_nodes(path: Path) -> int:
@@ -159,8 +164,10 @@ def real_models(tf_python: str | None, repeat: int) -> None:
         for path in sorted(out.iterdir()):
             kind = "SavedModel" if path.is_dir() else "ONNX"
             nodes = flattened_nodes(path)
-            print(f"{path.name.removesuffix('.onnx'):16} {kind:10} {nodes:15,d} {len(bd_rules(path)):7d} "
-                  f"{best_time(path, repeat):9.3f}s")
+            print(
+                f"{path.name.removesuffix('.onnx'):16} {kind:10} {nodes:15,d} {len(bd_rules(path)):7d} "
+                f"{best_time(path, repeat):9.3f}s"
+            )
 
 
 def synthetic(blocks: int) -> bytes:
@@ -183,9 +190,13 @@ def synthetic(blocks: int) -> bytes:
         g.node.add(op_type=b"Relu", input=[b"a" + n], output=[b"r" + n], name=b"relu" + n)
         g.node.add(op_type=b"Add", input=[h, b"r" + n], output=[b"h" + n], name=b"res" + n)
         h = b"h" + n
-    for name, dims, data in ((b"starts", [1], (0).to_bytes(8, "little")), (b"ends", [1], (2).to_bytes(8, "little")),
-                             (b"axes", [1], (1).to_bytes(8, "little")), (b"thr", [], b"\xa4p}?"),
-                             (b"forced", [8], bytes(28) + b"\x00\x00\xc8B")):
+    for name, dims, data in (
+        (b"starts", [1], (0).to_bytes(8, "little")),
+        (b"ends", [1], (2).to_bytes(8, "little")),
+        (b"axes", [1], (1).to_bytes(8, "little")),
+        (b"thr", [], b"\xa4p}?"),
+        (b"forced", [8], bytes(28) + b"\x00\x00\xc8B"),
+    ):
         t = g.initializer.add(name=name, data_type=1 if name in (b"thr", b"forced") else 7, dims=dims)
         t.raw_data = data
     g.node.add(op_type=b"Slice", input=[b"x", b"starts", b"ends", b"axes"], output=[b"patch"], name=b"patch")
@@ -205,8 +216,10 @@ def scaling(sizes: list[int], repeat: int) -> None:
             path.write_bytes(synthetic(ops // 4))
             nodes = flattened_nodes(path)
             best = best_time(path, repeat)
-            print(f"{ops:8,d} {nodes:15,d} {path.stat().st_size:11,d} {best:9.3f}s {best / nodes * 1e6:7.1f}µs  "
-                  f"{bd_rules(path)}")
+            print(
+                f"{ops:8,d} {nodes:15,d} {path.stat().st_size:11,d} {best:9.3f}s {best / nodes * 1e6:7.1f}µs  "
+                f"{bd_rules(path)}"
+            )
 
 
 def main() -> None:

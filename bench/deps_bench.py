@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mlgate.analyzers.core.policy import Policy
 from mlgate.analyzers.core.walker import scan_path
-from mlgate.analyzers.python_source import analyze_source
+from mlgate.analyzers.embedded_code.python_source import analyze_source
 from mlgate.controller.scanning import scan_target
 
 
@@ -35,7 +35,7 @@ def best(fn: Callable[[], object], runs: int = 3) -> float:
 
 
 def python_source() -> None:
-    block = '''
+    block = """
 class Block{i}(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -52,7 +52,7 @@ class Block{i}(nn.Module):
         if mask is not None:
             h = h.masked_fill(mask, 0.0)
         return x + h
-'''
+"""
     source = "import math\nimport torch\nfrom torch import nn\n" + "".join(block.format(i=i) for i in range(375))
     data = source.encode()
     lines = source.count("\n")
@@ -79,7 +79,9 @@ def gguf(tmp: Path, tensor_bytes: int) -> Path:
     tokens = [f"tok{i}" for i in range(150_000)]
     kv = [
         _s("general.architecture") + struct.pack("<I", 8) + _s("llama"),
-        _s("tokenizer.chat_template") + struct.pack("<I", 8) + _s("{% for m in messages %}{{ m['content'] }}{% endfor %}"),
+        _s("tokenizer.chat_template")
+        + struct.pack("<I", 8)
+        + _s("{% for m in messages %}{{ m['content'] }}{% endfor %}"),
         _s("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(tokens)) + b"".join(_s(t) for t in tokens),
         _s("tokenizer.ggml.scores") + struct.pack("<IIQ", 9, 6, len(tokens)) + b"\x00" * (4 * len(tokens)),
     ]
@@ -102,8 +104,10 @@ def gguf_files(tmp: Path) -> None:
         path = gguf(tmp, size)
         seconds = best(lambda p=path: scan_path(p, options))
         scan = scan_path(path, options)
-        print(f"gguf: tensor {size >> 20:,} MiB, file {path.stat().st_size:,} bytes: {seconds:.3f} s, "
-              f"bytes read {scan.bytes_read:,}, findings {[f.rule for f in scan.findings]}")
+        print(
+            f"gguf: tensor {size >> 20:,} MiB, file {path.stat().st_size:,} bytes: {seconds:.3f} s, "
+            f"bytes read {scan.bytes_read:,}, findings {[f.rule for f in scan.findings]}"
+        )
         path.unlink()
 
 
@@ -121,8 +125,9 @@ def resolution(tmp: Path) -> None:
     (repo / "snapshots" / commit / "config.json").symlink_to(os.path.relpath(blob, repo / "snapshots" / commit))
     adapter = tmp / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": commit}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": commit})
+    )
     os.environ["HF_HUB_CACHE"] = str(cache)
     scan_target(adapter, Policy())  # warm imports (huggingface_hub)
     with_deps = best(lambda: scan_target(adapter, Policy()))

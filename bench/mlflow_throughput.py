@@ -46,11 +46,30 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     from cryptography.fernet import Fernet
 
     port = free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
-               MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https", MLFLOW_WEBHOOK_CACHE_TTL="1",
-               MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=Fernet.generate_key().decode())
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination", str(home / "artifacts")]
+    env = dict(
+        os.environ,
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+        MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
+        MLFLOW_WEBHOOK_CACHE_TTL="1",
+        MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+    ]
     log = open(home / "server.log", "wb")  # stays open as long as the server runs
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home)
     url = f"http://127.0.0.1:{port}"
@@ -87,7 +106,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def verdicted(client, prefix: str, key: bytes) -> set[tuple[str, str]]:
-    from mlgate.controller.verdict_tags import check_verdict
+    from mlgate.controller.verdicts.tags import check_verdict
 
     done = set()
     token = None
@@ -111,11 +130,11 @@ def main() -> None:
     from mlflow import MlflowClient
 
     from mlgate.analyzers.core.policy import Policy
-    from mlgate.controller.cli import main as mlgate_main
-    from mlgate.controller.config import ControllerConfig, HttpConfig, MLflowConfig, WebhookConfig
-    from mlgate.controller.controller_command import build_controller
-    from mlgate.controller.demo import demo_model_dir
-    from mlgate.controller.logging_json import configure
+    from mlgate.controller.cli.controller import build_controller
+    from mlgate.controller.cli.main import main as mlgate_main
+    from mlgate.controller.config.settings import ControllerConfig, HttpConfig, MLflowConfig, WebhookConfig
+    from mlgate.controller.mlflow.demo import demo_model_dir
+    from mlgate.controller.runtime.logging_json import configure
 
     configure(level=40)  # errors only: the bench prints its own figures
     key = SIGNING_KEY.encode()
@@ -141,16 +160,22 @@ def main() -> None:
             client.set_terminated(run.info.run_id)
 
             config = ControllerConfig(
-                state_dir=str(home / "state"), signing_key=SIGNING_KEY, workers=args.workers,
+                state_dir=str(home / "state"),
+                signing_key=SIGNING_KEY,
+                workers=args.workers,
                 mlflow=MLflowConfig(tracking_uri=url, poll_interval_seconds=10.0),
-                http=HttpConfig(port=0), webhook=WebhookConfig(secret=WEBHOOK_SECRET))
+                http=HttpConfig(port=0),
+                webhook=WebhookConfig(secret=WEBHOOK_SECRET),
+            )
             controller = build_controller(config, key, Policy())
             controller.runtime.start()
             while not controller.runtime.ready():
                 time.sleep(0.05)
             os.environ.update(MLFLOW_TRACKING_URI=url, MLGATE_WEBHOOK_SECRET=WEBHOOK_SECRET)
-            assert mlgate_main(["mlflow", "register-webhook", "--url",
-                                f"{controller.runtime.http.url}/webhooks/mlflow"]) == 0
+            assert (
+                mlgate_main(["mlflow", "register-webhook", "--url", f"{controller.runtime.http.url}/webhooks/mlflow"])
+                == 0
+            )
             time.sleep(1.5)  # MLFLOW_WEBHOOK_CACHE_TTL
 
             models = 20
@@ -159,21 +184,25 @@ def main() -> None:
             start = time.monotonic()
             for i in range(args.versions):
                 kind = "clean" if i % 2 == 0 else "evil"
-                client.create_model_version(f"burst-{i % models:02d}", f"{run.info.artifact_uri}/models/{kind}",
-                                            run_id=run.info.run_id)
+                client.create_model_version(
+                    f"burst-{i % models:02d}", f"{run.info.artifact_uri}/models/{kind}", run_id=run.info.run_id
+                )
             registered = time.monotonic() - start
             while len(verdicted(client, "burst-", key)) < args.versions:
                 time.sleep(0.1)
             total = time.monotonic() - start
-            print(f"{args.versions} versions: registered in {registered:.1f} s; every one verdicted "
-                  f"{total:.1f} s after the first registration ({args.versions / total:.1f} versions/s, "
-                  f"{args.workers} workers)")
+            print(
+                f"{args.versions} versions: registered in {registered:.1f} s; every one verdicted "
+                f"{total:.1f} s after the first registration ({args.versions / total:.1f} versions/s, "
+                f"{args.workers} workers)"
+            )
 
             client.create_registered_model("latency")
             samples = []
             for _ in range(args.latency_samples):
-                mv = client.create_model_version("latency", f"{run.info.artifact_uri}/models/clean",
-                                                 run_id=run.info.run_id)
+                mv = client.create_model_version(
+                    "latency", f"{run.info.artifact_uri}/models/clean", run_id=run.info.run_id
+                )
                 created = time.monotonic()
                 version = str(mv.version)
                 while ("latency", version) not in verdicted(client, "latency", key):
@@ -182,8 +211,11 @@ def main() -> None:
                 time.sleep(0.2)
             samples.sort()
             p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
-            print(f"webhook-to-tag latency over {len(samples)} versions: median {statistics.median(samples) * 1000:.0f} ms, "
-                  f"p95 {p95 * 1000:.0f} ms")
+            print(
+                f"webhook-to-tag latency over {len(samples)} versions: "
+                f"median {statistics.median(samples) * 1000:.0f} ms, "
+                f"p95 {p95 * 1000:.0f} ms"
+            )
             controller.runtime.stop()
         finally:
             stop_server(proc)

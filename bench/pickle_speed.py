@@ -119,8 +119,12 @@ def build_checkpoint(path: Path) -> int:
 
 
 def scan_subprocess(path: Path, digest: bool = False) -> dict[str, object]:
-    run = subprocess.run([sys.executable, "-c", _SCAN, str(path), "digest" if digest else "nodigest"],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", _SCAN, str(path), "digest" if digest else "nodigest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -140,8 +144,10 @@ def dense_objects(shape: str, target_bytes: int) -> object:
         return {f"tok{i:07d}": i + 70000 for i in range(n)}
     if shape == "records":  # a list of small dicts
         n = target_bytes // 44
-        return [{"id": i, "score": rng.random(), "tag": f"t{i % 50}", "pos": (i, i + 1), "ok": bool(i & 1)}
-                for i in range(n)]
+        return [
+            {"id": i, "score": rng.random(), "tag": f"t{i % 50}", "pos": (i, i + 1), "ok": bool(i & 1)}
+            for i in range(n)
+        ]
     raise ValueError(shape)
 
 
@@ -170,12 +176,16 @@ def main() -> None:
     best = min(scans, key=lambda s: s["scan_s"])
     with_digest = scan_subprocess(ckpt, digest=True)
     print(f"## torch checkpoint: {TENSORS} tensors, {size / 1e9:.2f} GB ({disk / 1e6:.1f} MB on disk)")
-    print(f"scan (no digest): best {best['scan_s'] * 1000:.1f} ms of {[round(s['scan_s'] * 1000, 1) for s in scans]},"
-          f" peak RSS {best['peak_rss_mb']:.1f} MB, imports {best['import_s'] * 1000:.0f} ms, "
-          f"bytes read {best['bytes_read']}, findings {best['findings']}, complete {best['complete']}, "
-          f"torch imported {best['torch_imported']}")
-    print(f"scan with sha256 digest: {with_digest['scan_s']:.2f} s "
-          f"(digest {with_digest['scan_s'] - best['scan_s']:.2f} s), peak RSS {with_digest['peak_rss_mb']:.1f} MB")
+    print(
+        f"scan (no digest): best {best['scan_s'] * 1000:.1f} ms of {[round(s['scan_s'] * 1000, 1) for s in scans]},"
+        f" peak RSS {best['peak_rss_mb']:.1f} MB, imports {best['import_s'] * 1000:.0f} ms, "
+        f"bytes read {best['bytes_read']}, findings {best['findings']}, complete {best['complete']}, "
+        f"torch imported {best['torch_imported']}"
+    )
+    print(
+        f"scan with sha256 digest: {with_digest['scan_s']:.2f} s "
+        f"(digest {with_digest['scan_s'] - best['scan_s']:.2f} s), peak RSS {with_digest['peak_rss_mb']:.1f} MB"
+    )
 
     print(f"\n## opcode-dense pickles ({args.dense_mb} MB and 5 MB)")
     print("| shape | size MB | opcodes | genops s | mlgate scan s | speed-up | peak RSS MB (5 MB -> big) |")
@@ -189,8 +199,10 @@ def main() -> None:
             rss.append(result["peak_rss_mb"])
             assert result["findings"] == [] and result["complete"], result
         gen_s, ops = (float("nan"), 0) if args.skip_genops else genops_seconds(path)
-        print(f"| {shape} | {path.stat().st_size / 1e6:.1f} | {ops} | {gen_s:.2f} | {result['scan_s']:.2f} | "
-              f"{gen_s / result['scan_s']:.1f}x | {rss[0]:.0f} -> {rss[1]:.0f} |")
+        print(
+            f"| {shape} | {path.stat().st_size / 1e6:.1f} | {ops} | {gen_s:.2f} | {result['scan_s']:.2f} | "
+            f"{gen_s / result['scan_s']:.1f}x | {rss[0]:.0f} -> {rss[1]:.0f} |"
+        )
     if args.workdir is None:
         for p in workdir.iterdir():
             p.unlink()

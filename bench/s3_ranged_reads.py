@@ -9,7 +9,7 @@ uploads from generated parts (nothing is written to local disk):
   ``torch.save`` writes them;
 * a 1 GiB safetensors file (8 tensors of 128 MiB of zeros).
 
-Then, through ``controller/s3_reader.py``, it measures (1) what the format alone needs: Python's
+Then, through ``controller/s3/reader.py``, it measures (1) what the format alone needs: Python's
 ``zipfile`` listing the directory and reading ``data.pkl``; the safetensors 8-byte length and JSON
 header; and (2) a full mlgate scan of the object (``s3_scan.scan_model``: sniffing, every
 registered analyzer, the verdict). It prints the bytes actually fetched, the GET count and the
@@ -46,9 +46,9 @@ from botocore.config import Config
 
 from mlgate.analyzers.core.policy import Policy
 from mlgate.analyzers.core.registry import ANALYZER_MODULES
-from mlgate.controller.s3_models import S3Model, S3ObjectRef
-from mlgate.controller.s3_reader import ReadSession, S3Object
-from mlgate.controller.s3_scan import scan_model
+from mlgate.controller.s3.grouping import S3Model, S3ObjectRef
+from mlgate.controller.s3.reader import ReadSession, S3Object
+from mlgate.controller.s3.scan import scan_model
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -61,6 +61,7 @@ def torch_like_pickle(storages: list[tuple[str, int]]) -> bytes:
 
     Written opcode by opcode (protocol 2); nothing here is ever unpickled.
     """
+
     def text(s: str) -> bytes:
         raw = s.encode()
         return b"X" + struct.pack("<I", len(raw)) + raw
@@ -73,10 +74,22 @@ def torch_like_pickle(storages: list[tuple[str, int]]) -> bytes:
         out += [
             text(f"layers.{i}.weight"),
             b"ctorch._utils\n_rebuild_tensor_v2\n(",
-            b"(", text("storage"), b"ctorch\nFloatStorage\n", text(name), text("cpu"), integer(numel), b"tQ",
+            b"(",
+            text("storage"),
+            b"ctorch\nFloatStorage\n",
+            text(name),
+            text("cpu"),
+            integer(numel),
+            b"tQ",
             integer(0),
-            b"(", integer(numel // 1024), integer(1024), b"t",  # numel is a multiple of 1024
-            b"(", integer(1024), integer(1), b"t",
+            b"(",
+            integer(numel // 1024),
+            integer(1024),
+            b"t",  # numel is a multiple of 1024
+            b"(",
+            integer(1024),
+            integer(1),
+            b"t",
             b"\x89ccollections\nOrderedDict\n)Rt",
             b"R",
         ]
@@ -116,8 +129,29 @@ def torch_zip(total: int, n_storages: int) -> list[Segment]:
         extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
         local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, size, size, len(raw_name), len(extra))
         segments += [local + raw_name + extra, body]
-        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc, size, size,
-                                   len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
+        central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                size,
+                size,
+                len(raw_name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + raw_name
+        )
         offset += len(local) + len(raw_name) + len(extra) + size
     directory = b"".join(central)
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(directory), offset, 0)
@@ -130,8 +164,11 @@ def safetensors(total: int) -> list[Segment]:
     each = (total // n) // MiB * MiB
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     for i in range(n):
-        header[f"layers.{i}.weight"] = {"dtype": "F32", "shape": [each // 4096, 1024],
-                                        "data_offsets": [i * each, (i + 1) * each]}
+        header[f"layers.{i}.weight"] = {
+            "dtype": "F32",
+            "shape": [each // 4096, 1024],
+            "data_offsets": [i * each, (i + 1) * each],
+        }
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     return [struct.pack("<Q", len(raw)) + raw, each * n]
@@ -232,14 +269,19 @@ def main() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     watcher = _PeakRss(server.pid)
     watcher.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+        )
         for _ in range(100):
             try:
                 s3.list_buckets()
@@ -247,8 +289,10 @@ def main() -> int:
             except Exception:  # noqa: BLE001 - the server is still starting
                 time.sleep(0.1)
         s3.create_bucket(Bucket="bench")
-        objects = [("checkpoint.pt", torch_zip(int(args.zip_gib * GiB), args.tensors)),
-                   ("model.safetensors", safetensors(int(args.safetensors_gib * GiB)))]
+        objects = [
+            ("checkpoint.pt", torch_zip(int(args.zip_gib * GiB), args.tensors)),
+            ("model.safetensors", safetensors(int(args.safetensors_gib * GiB))),
+        ]
         print(f"analyzers registered: {', '.join(m.removeprefix('mlgate.analyzers.') for m in ANALYZER_MODULES)}")
         print(f"{'object':<18} {'size':>14} {'pass':<12} {'fetched':>11} {'share':>8} {'GETs':>5} {'wall':>7}  verdict")
         for key, segments in objects:
@@ -257,17 +301,21 @@ def main() -> int:
             etag = upload(s3, "bench", key, segments)
             uploaded = time.monotonic() - started
             session = format_pass(s3, "bench", key, size, etag)
-            print(f"{key:<18} {size:>14,} {'format only':<12} {session.bytes_fetched:>11,} "
-                  f"{100 * session.bytes_fetched / size:>7.3f}% {session.requests:>5}")
+            print(
+                f"{key:<18} {size:>14,} {'format only':<12} {session.bytes_fetched:>11,} "
+                f"{100 * session.bytes_fetched / size:>7.3f}% {session.requests:>5}"
+            )
             model = S3Model("bench", key, (S3ObjectRef(key, size, etag.strip('"')),))
             started = time.monotonic()
             scanned = scan_model(s3, model, Policy())
             wall = time.monotonic() - started
             fetched = scanned.session.bytes_fetched
             rules = ",".join(sorted({f.rule for f in scanned.report.findings})) or "no findings"
-            print(f"{'':<18} {'':>14} {'mlgate scan':<12} {fetched:>11,} {100 * fetched / size:>7.3f}% "
-                  f"{scanned.session.requests:>5} {wall:>6.2f}s  {scanned.report.verdict.value} ({rules}); "
-                  f"upload {uploaded:.0f}s")
+            print(
+                f"{'':<18} {'':>14} {'mlgate scan':<12} {fetched:>11,} {100 * fetched / size:>7.3f}% "
+                f"{scanned.session.requests:>5} {wall:>6.2f}s  {scanned.report.verdict.value} ({rules}); "
+                f"upload {uploaded:.0f}s"
+            )
         print(f"peak RSS: moto server {watcher.peak / MiB:,.0f} MiB, bench process {peak_rss_mib():,.0f} MiB")
     finally:
         watcher.stop.set()

@@ -2,7 +2,7 @@
 
 This is the single entry point the CLI, the MLflow controller, the S3 watcher
 and the admission tooling use to scan something. Each reference the walker
-found is handed to the resolver (``controller/resolver.py``); what it resolves
+found is handed to the resolver (``controller/resolver/interface.py``); what it resolves
 to is scanned with the same analyzers through the same code, recursively, and
 its verdict feeds the target's through ``DependencyReport``. Recursion stops at
 ``MAX_DEPENDENCY_DEPTH`` (deeper dependencies are unresolved, so the default
@@ -21,7 +21,8 @@ from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.references import Reference
 from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
-from mlgate.controller.resolver import Origin, Resolution, Resolver, default_resolver
+
+from .resolver import Origin, Resolution, Resolver, default_resolver
 
 MAX_DEPENDENCY_DEPTH = 4
 """Dependencies of dependencies are followed this deep (adapter -> base -> code repo is 2)."""
@@ -76,7 +77,11 @@ class _Session:
 
     def dependency(self, ref: Reference, scan: TargetScan, origin: Origin, chain: tuple[str, ...]) -> DependencyReport:
         report = DependencyReport(
-            ref=ref.ref, kind=ref.kind.value, location=ref.location, resolved=False, revision=ref.revision,
+            ref=ref.ref,
+            kind=ref.kind.value,
+            location=ref.location,
+            resolved=False,
+            revision=ref.revision,
             field=ref.field,
         )
         if len(chain) > self.max_depth:
@@ -88,7 +93,9 @@ class _Session:
         finally:
             resolution.release()
 
-    def _fill(self, report: DependencyReport, res: Resolution, scan: TargetScan, chain: tuple[str, ...]) -> DependencyReport:
+    def _fill(
+        self, report: DependencyReport, res: Resolution, scan: TargetScan, chain: tuple[str, ...]
+    ) -> DependencyReport:
         report.reason = res.reason
         report.resolved_to = res.resolved_to
         if not res.resolved:

@@ -71,9 +71,7 @@ class Artifact:
     @classmethod
     def from_bytes(cls, data: bytes, location: str, name: str | None = None) -> Artifact:
         """An artifact backed by bytes already in memory (small decoded payloads, tests)."""
-        return cls(
-            location=location, name=name or location, opener=lambda: io.BytesIO(data), size=len(data)
-        )
+        return cls(location=location, name=name or location, opener=lambda: io.BytesIO(data), size=len(data))
 
 
 class SliceStream(io.RawIOBase):

@@ -59,9 +59,7 @@ class BudgetTracker:
     def charge_bytes(self, n: int) -> None:
         self.bytes_read += n
         if self.bytes_read > self.budgets.max_bytes:
-            raise BudgetExceeded(
-                "max_bytes", f"more than {self.budgets.max_bytes} bytes read or decompressed"
-            )
+            raise BudgetExceeded("max_bytes", f"more than {self.budgets.max_bytes} bytes read or decompressed")
 
     def charge_member(self) -> None:
         self.members += 1
@@ -79,9 +77,7 @@ class BudgetTracker:
     def check_ratio(self, produced: int, consumed: int) -> None:
         """Check a decompressing stream: ``produced`` bytes out of ``consumed`` compressed bytes."""
         if produced > self.budgets.max_member_bytes:
-            raise BudgetExceeded(
-                "max_member_bytes", f"a member expands past {self.budgets.max_member_bytes} bytes"
-            )
+            raise BudgetExceeded("max_member_bytes", f"a member expands past {self.budgets.max_member_bytes} bytes")
         if produced > self.budgets.ratio_floor and produced > self.budgets.max_ratio * max(consumed, 1):
             raise BudgetExceeded(
                 "max_ratio",

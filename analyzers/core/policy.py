@@ -23,18 +23,13 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlgate.analyzers.core.budget import Budgets
-from mlgate.analyzers.core.findings import Finding, Severity
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from .budget import Budgets
+from .compat import tomllib
+from .findings import Finding, Severity
 
 
 class Verdict(enum.Enum):
@@ -118,7 +113,7 @@ def _parse(data: dict[str, Any], where: str) -> Policy:
         if key in verdict:
             choice = verdict[key]
             if choice not in _CHOICES:
-                raise PolicyError(f"{where} [verdict] {key}: expected \"quarantine\" or \"approve\", got {choice!r}")
+                raise PolicyError(f'{where} [verdict] {key}: expected "quarantine" or "approve", got {choice!r}')
             policy = replace(policy, **{attr: _CHOICES[choice]})
     budgets = _table(data, "budgets", where)
     _only_keys(budgets, set(Budgets.field_names()), f"{where} [budgets]")

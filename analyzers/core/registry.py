@@ -17,30 +17,30 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from mlgate.analyzers.core.kinds import Kind
+from .kinds import Kind
 
 if TYPE_CHECKING:
-    from mlgate.analyzers.core.artifact import Artifact
-    from mlgate.analyzers.core.findings import Finding
-    from mlgate.analyzers.core.walker import ScanContext
+    from .artifact import Artifact
+    from .findings import Finding
+    from .walker import ScanContext
 
 AnalyzerFn = Callable[["Artifact", "ScanContext"], Iterable["Finding"]]
 
 # Modules that register analyzers. Listed explicitly: adding a format is one line here.
 ANALYZER_MODULES: tuple[str, ...] = (
-    "mlgate.analyzers.archives",
-    "mlgate.analyzers.archive_tar",
-    "mlgate.analyzers.archive_7z",
-    "mlgate.analyzers.safetensors",
-    "mlgate.analyzers.savedmodel.scan",
-    "mlgate.analyzers.keras_containers",
-    "mlgate.analyzers.onnx_model",
-    "mlgate.analyzers.configs",
-    "mlgate.analyzers.python_source",
-    "mlgate.analyzers.gguf",
-    "mlgate.analyzers.pickles",
-    "mlgate.analyzers.pytorch",
-    "mlgate.analyzers.numpy_format",
+    "mlgate.analyzers.archives.zip_and_streams",
+    "mlgate.analyzers.archives.tar",
+    "mlgate.analyzers.archives.sevenzip",
+    "mlgate.analyzers.tensors.safetensors",
+    "mlgate.analyzers.savedmodel.analyzer",
+    "mlgate.analyzers.keras.containers",
+    "mlgate.analyzers.onnx.analyzer",
+    "mlgate.analyzers.configs.analyzer",
+    "mlgate.analyzers.embedded_code.python_source",
+    "mlgate.analyzers.tensors.gguf",
+    "mlgate.analyzers.pickles.analyzer",
+    "mlgate.analyzers.pickles.pytorch",
+    "mlgate.analyzers.pickles.numpy_arrays",
 )
 
 _REGISTRY: dict[Kind, list[tuple[str, AnalyzerFn]]] = {}

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-from mlgate.analyzers.core.findings import Finding, Severity
-from mlgate.analyzers.core.policy import Policy, Verdict
-from mlgate.analyzers.core.walker import TargetScan
+from .findings import Finding, Severity
+from .policy import Policy, Verdict
+from .walker import TargetScan
 
 
 def version() -> str:

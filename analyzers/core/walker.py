@@ -19,17 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from mlgate.analyzers.core.artifact import Artifact, MeteredStream, read_exact
-from mlgate.analyzers.core.budget import BudgetExceeded, Budgets, BudgetTracker
-from mlgate.analyzers.core.digest import file_sha256, manifest_digest
-from mlgate.analyzers.core.findings import Finding, Rule, Severity
-from mlgate.analyzers.core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, expected_kinds, sniff
-from mlgate.analyzers.core.references import Reference
-from mlgate.analyzers.core.registry import analyzers_for
+from .artifact import Artifact, MeteredStream, read_exact
+from .budget import BudgetExceeded, Budgets, BudgetTracker
+from .digest import file_sha256, manifest_digest
+from .findings import Finding, Rule, Severity
+from .kinds import DATA_KINDS, SNIFF_BYTES, Kind, expected_kinds, sniff
+from .references import Reference
+from .registry import analyzers_for
 
 log = logging.getLogger(__name__)
 
-NO_ANALYZER = Rule("MLG-CORE-001", Severity.MEDIUM, "Content of a kind mlgate cannot analyze yet", "core", incomplete=True)
+NO_ANALYZER = Rule(
+    "MLG-CORE-001", Severity.MEDIUM, "Content of a kind mlgate cannot analyze yet", "core", incomplete=True
+)
 BUDGET = Rule("MLG-CORE-002", Severity.MEDIUM, "Scan budget exceeded; the rest was not read", "core", incomplete=True)
 MALFORMED = Rule("MLG-CORE-003", Severity.MEDIUM, "Content could not be parsed", "core", incomplete=True)
 CRASH = Rule("MLG-CORE-004", Severity.HIGH, "An analyzer failed on this content", "core", incomplete=True)

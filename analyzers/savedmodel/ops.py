@@ -39,7 +39,13 @@ class OpInfo:
 def _table() -> dict[str, OpInfo]:
     table: dict[str, OpInfo] = {}
 
-    def add(cls: OpClass, names: str, path_inputs: tuple[int, ...] = (), path_attrs: tuple[str, ...] = (), checkpoint: bool = False) -> None:
+    def add(
+        cls: OpClass,
+        names: str,
+        path_inputs: tuple[int, ...] = (),
+        path_attrs: tuple[str, ...] = (),
+        checkpoint: bool = False,
+    ) -> None:
         for name in names.split():
             table[name] = OpInfo(cls, path_inputs, path_attrs, checkpoint)
 
@@ -52,16 +58,27 @@ def _table() -> dict[str, OpInfo]:
     add(OpClass.READ, "LoadAndRemapMatrix", (0,))
     add(OpClass.READ, "GenerateVocabRemapping", (0, 1))
     add(OpClass.PRINT, "PrintV2", path_attrs=("output_stream",))
-    add(OpClass.DEBUG, "DebugIdentity DebugIdentityV2 DebugIdentityV3 DebugNanCount DebugNumericSummary", path_attrs=("debug_urls",))
+    add(
+        OpClass.DEBUG,
+        "DebugIdentity DebugIdentityV2 DebugIdentityV3 DebugNanCount DebugNumericSummary",
+        path_attrs=("debug_urls",),
+    )
     add(OpClass.PYFUNC, "PyFunc PyFuncStateless EagerPyFunc")
-    add(OpClass.READ, "TFRecordDataset TFRecordDatasetV2 FixedLengthRecordDataset FixedLengthRecordDatasetV2 TextLineDataset", (0,))
+    add(
+        OpClass.READ,
+        "TFRecordDataset TFRecordDatasetV2 FixedLengthRecordDataset FixedLengthRecordDatasetV2 TextLineDataset",
+        (0,),
+    )
     add(OpClass.READ, "CSVDataset CSVDatasetV2 ExperimentalCSVDataset LMDBDataset ExperimentalLMDBDataset", (0,))
     add(OpClass.READ, "SqlDataset ExperimentalSqlDataset", (1,))
     add(OpClass.READ, "LoadDataset SnapshotDatasetReader SnapshotChunkDataset ListSnapshotChunksDataset", (0,))
     add(OpClass.WRITE, "DatasetToTFRecord ExperimentalDatasetToTFRecord SaveDataset SaveDatasetV2", (1,))
     add(OpClass.WRITE, "SnapshotDataset SnapshotDatasetV2 CacheDataset CacheDatasetV2", (1,))
     add(OpClass.WRITE, "DistributedSave", (1, 2))
-    add(OpClass.READ, "WholeFileReader WholeFileReaderV2 TextLineReader TextLineReaderV2 TFRecordReader TFRecordReaderV2")
+    add(
+        OpClass.READ,
+        "WholeFileReader WholeFileReaderV2 TextLineReader TextLineReaderV2 TFRecordReader TFRecordReaderV2",
+    )
     add(OpClass.READ, "FixedLengthRecordReader FixedLengthRecordReaderV2 IdentityReader IdentityReaderV2 LMDBReader")
     add(OpClass.READ, "RecordInput", path_attrs=("file_pattern",))
     add(OpClass.WRITE, "CreateSummaryFileWriter CreateSummaryDbWriter", (1,))
@@ -74,9 +91,15 @@ def _table() -> dict[str, OpInfo]:
     add(OpClass.FSCONFIG, "FileSystemSetConfiguration", (0,))
     add(OpClass.NETWORK, "DataServiceDataset DataServiceDatasetV2 DataServiceDatasetV3 DataServiceDatasetV4", (2,))
     add(OpClass.NETWORK, "RegisterDataset RegisterDatasetV2", (1,))
-    add(OpClass.NETWORK, "CollectiveReduceV2 CollectiveReduceV3 CollectiveGatherV2 CollectiveBcastSendV2 CollectiveBcastRecvV2")
+    add(
+        OpClass.NETWORK,
+        "CollectiveReduceV2 CollectiveReduceV3 CollectiveGatherV2 CollectiveBcastSendV2 CollectiveBcastRecvV2",
+    )
     add(OpClass.NETWORK, "CollectiveAllToAllV2 CollectiveAllToAllV3 CollectiveInitializeCommunicator CollectiveReduce")
-    add(OpClass.NETWORK, "CollectiveGather CollectiveBcastSend CollectiveBcastRecv CollectivePermute Send Recv _Send _Recv")
+    add(
+        OpClass.NETWORK,
+        "CollectiveGather CollectiveBcastSend CollectiveBcastRecv CollectivePermute Send Recv _Send _Recv",
+    )
     add(OpClass.HIDDEN, "DatasetFromGraph", (0,))
     add(OpClass.ABORT, "Abort")
     return table
@@ -109,7 +132,25 @@ KNOWN_LIBRARY_OPS: dict[str, str] = {
 }
 TFIO_PREFIX = "IO>"
 # First CamelCase word of tensorflow-io op names that talk to the network.
-TFIO_NETWORK_WORDS = frozenset({"Kafka", "Kinesis", "Pubsub", "PubSub", "Http", "Grpc", "Mongo", "MongoDB", "Bigquery", "BigQuery", "Bigtable", "Elasticsearch", "Pulsar", "Mqtt", "Ignite"})
+TFIO_NETWORK_WORDS = frozenset(
+    {
+        "Kafka",
+        "Kinesis",
+        "Pubsub",
+        "PubSub",
+        "Http",
+        "Grpc",
+        "Mongo",
+        "MongoDB",
+        "Bigquery",
+        "BigQuery",
+        "Bigtable",
+        "Elasticsearch",
+        "Pulsar",
+        "Mqtt",
+        "Ignite",
+    }
+)
 _CAMEL_WORD = re.compile(r"[A-Z][a-z0-9]*|[a-z0-9]+")
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from mlgate.analyzers.savedmodel.graph import GraphIndex, Scope, attr, data_inputs, node_ref, text
-from mlgate.analyzers.savedmodel.schema import DT_STRING
+from .graph import GraphIndex, Scope, attr, data_inputs, node_ref, text
+from .schema import DT_STRING
 
 MAX_DEPTH = 32
 MAX_SOURCES = 16
@@ -28,7 +28,9 @@ _PASS_THROUGH = {
     "StaticRegexReplace": 0, "RegexReplace": 0, "StringStrip": 0, "ExpandDims": 0, "Reshape": 0,
     "Squeeze": 0, "PlaceholderWithDefault": 0, "EnsureShape": 0, "CheckNumerics": 0,
 }  # fmt: skip
-_UNION_ALL = frozenset({"Pack", "StringFormat", "ConcatV2", "Concat", "AsString", "TensorSliceDataset", "TensorDataset"})
+_UNION_ALL = frozenset(
+    {"Pack", "StringFormat", "ConcatV2", "Concat", "AsString", "TensorSliceDataset", "TensorDataset"}
+)
 _UNION_FROM_1 = frozenset({"Select", "SelectV2"})
 _CALLS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 _BRANCH_OFFSET = {"then_branch": 1, "else_branch": 1, "branches": 1, "cond": 0, "body": 0}
@@ -120,10 +122,10 @@ class Resolver:
             for entry in sig.value.inputs:
                 node = node_ref(text(entry.value.name))[0]
                 self.signature_inputs[node] = f"'{text(entry.key)}' of signature '{text(sig.key)}'"
-        self.asset_tensors = {
-            node_ref(text(a.tensor_info.name))[0]: text(a.filename) for a in mg.asset_file_def
-        }
-        self.saver_filename = node_ref(text(mg.saver_def.filename_tensor_name))[0] if mg.saver_def.filename_tensor_name else ""
+        self.asset_tensors = {node_ref(text(a.tensor_info.name))[0]: text(a.filename) for a in mg.asset_file_def}
+        self.saver_filename = (
+            node_ref(text(mg.saver_def.filename_tensor_name))[0] if mg.saver_def.filename_tensor_name else ""
+        )
         self.bound = _bound_inputs(mg)
         self._steps = 0
 
@@ -225,7 +227,7 @@ class Resolver:
             joined = [""]
             for alts in alternatives:
                 joined = [f"{a}{sep}{b}" if a or b else "" for a in joined for b in alts][:MAX_SOURCES]
-            out.extend(Source(SourceKind.CONST, j[len(sep):] if sep and j.startswith(sep) else j) for j in joined)
+            out.extend(Source(SourceKind.CONST, j[len(sep) :] if sep and j.startswith(sep) else j) for j in joined)
             return
         out.extend(others)
         template = sep.join(alts[0] if len(alts) == 1 else "(" + "|".join(alts) + ")" for alts in alternatives)

@@ -16,7 +16,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from mlgate.analyzers.savedmodel.graph import GRAPH_SCOPE, GraphIndex, node_ref, text
+from .graph import GRAPH_SCOPE, GraphIndex, node_ref, text
 
 LOAD_COLLECTIONS = (b"saved_model_main_op", b"legacy_init_op", b"main_op", b"table_initializer", b"init_op")
 INIT_SIGNATURE = b"__saved_model_init_op"

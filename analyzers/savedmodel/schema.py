@@ -12,7 +12,7 @@ from __future__ import annotations
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 
-from mlgate.analyzers.savedmodel.protoschema import build_messages
+from ..core.protoschema import build_messages
 
 _DTYPES = (
     "INVALID FLOAT DOUBLE INT32 UINT8 INT16 INT8 STRING COMPLEX64 INT64 BOOL QINT8 QUINT8 QINT32 BFLOAT16 "
@@ -45,12 +45,20 @@ _MESSAGES: dict[str, list[tuple[int, str, str]]] = {
         (6, "tensorflow_git_version", "bytes"),
         (7, "stripped_default_attrs", "bool"),
     ],
-    "SaverDef": [(1, "filename_tensor_name", "bytes"), (2, "save_tensor_name", "bytes"), (3, "restore_op_name", "bytes")],
+    "SaverDef": [
+        (1, "filename_tensor_name", "bytes"),
+        (2, "save_tensor_name", "bytes"),
+        (3, "restore_op_name", "bytes"),
+    ],
     "CollectionEntry": [(1, "key", "bytes"), (2, "value", "CollectionDef")],
     "CollectionDef": [(1, "node_list", "BytesList"), (2, "bytes_list", "BytesList")],
     "BytesList": [(1, "value", "*bytes")],
     "SignatureEntry": [(1, "key", "bytes"), (2, "value", "SignatureDef")],
-    "SignatureDef": [(1, "inputs", "*TensorInfoEntry"), (2, "outputs", "*TensorInfoEntry"), (3, "method_name", "bytes")],
+    "SignatureDef": [
+        (1, "inputs", "*TensorInfoEntry"),
+        (2, "outputs", "*TensorInfoEntry"),
+        (3, "method_name", "bytes"),
+    ],
     "TensorInfoEntry": [(1, "key", "bytes"), (2, "value", "TensorInfo")],
     "TensorInfo": [(1, "name", "bytes"), (2, "dtype", "DataType")],
     "AssetFileDef": [(1, "tensor_info", "TensorInfo"), (2, "filename", "bytes")],

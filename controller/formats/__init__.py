@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlgate.analyzers.core.report import TargetReport
-from mlgate.controller.formats.json_report import render_json
-from mlgate.controller.formats.sarif import render_sarif
-from mlgate.controller.formats.text import render_text
+
+from .json_report import render_json
+from .sarif import render_sarif
+from .text import render_text
 
 Formatter = Callable[[list[TargetReport], bool], str]
 

@@ -58,6 +58,8 @@ def _dependency_lines(deps: list[DependencyReport], indent: int) -> list[str]:
         if dep.verdict is Verdict.QUARANTINED and active:
             top = max(active, key=lambda f: f.severity)
             more = f" (+{len(active) - 1} more)" if len(active) > 1 else ""
-            lines.append(f"{' ' * (indent + 2)}because {top.severity.label} {top.rule} at {top.location}: {top.message}{more}")
+            lines.append(
+                f"{' ' * (indent + 2)}because {top.severity.label} {top.rule} at {top.location}: {top.message}{more}"
+            )
         lines.extend(_dependency_lines(dep.dependencies, indent + 2))
     return lines

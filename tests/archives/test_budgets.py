@@ -38,7 +38,9 @@ def test_fifty_levels_of_nesting_stop_at_the_default_depth(tmp_path):
 
 
 def test_expanding_zip_member_is_refused_before_decoding(tmp_path):
-    path = write(tmp_path / "bomb.zip", zip_bytes([("ok.txt", b"fine"), ("zeros.bin", b"\0" * (16 * MiB))], zipfile.ZIP_DEFLATED))
+    path = write(
+        tmp_path / "bomb.zip", zip_bytes([("ok.txt", b"fine"), ("zeros.bin", b"\0" * (16 * MiB))], zipfile.ZIP_DEFLATED)
+    )
     result = scan(path, ScanOptions(budgets=SMALL, compute_digest=False))
     assert budget_findings(result) == {"max_ratio": "bomb.zip!zeros.bin"}
     assert "central-directory entry declares" in findings_of(result, "MLG-CORE-002")[0].message

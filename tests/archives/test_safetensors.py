@@ -44,7 +44,10 @@ def test_cost_is_the_header_not_the_tensors(tmp_path):
 
 
 def test_duplicate_tensor_keys_are_a_parser_differential(tmp_path):
-    header = '{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}'
+    header = (
+        '{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
+        '"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}'
+    )
     result = scan(write(tmp_path / "dup.safetensors", st_bytes(header, b"\0" * 16)))
     # Python keeps the last 'w' (bytes 8-16), so in its reading bytes 0-8 belong to no tensor
     assert rules_of(result, "MLG-ST-") == ["MLG-ST-001", "MLG-ST-002"]
@@ -67,7 +70,10 @@ def test_offsets_must_tile_the_buffer(tmp_path, tensors, buffer, words):
 
 
 def test_size_must_match_dtype_times_shape(tmp_path):
-    header = {"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}, "n": {"dtype": "F4", "shape": [3], "data_offsets": [8, 10]}}
+    header = {
+        "a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]},
+        "n": {"dtype": "F4", "shape": [3], "data_offsets": [8, 10]},
+    }
     result = scan(write(tmp_path / "size.safetensors", st_bytes(header, b"\0" * 10)))
     assert rules_of(result, "MLG-ST-") == ["MLG-ST-003", "MLG-ST-003"]  # 12 bytes != 8; 12 bits is not whole bytes
 

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from archives.builders import TarMember, findings_of, scan, tar_bytes, write
-from mlgate.analyzers.archive_streams import GZIP, DecompressedStream
-from mlgate.analyzers.archives import decompressed_name
+from mlgate.analyzers.archives.streams import GZIP, DecompressedStream
+from mlgate.analyzers.archives.zip_and_streams import decompressed_name
 from mlgate.analyzers.core.budget import Budgets, BudgetTracker
 
 EVIL_TAR = tar_bytes([TarMember("model_config.yaml", b"a: 1\n"), TarMember("../escape.txt")])

@@ -198,7 +198,14 @@ def test_clean_torch_zip_has_no_archive_findings():
 
 def test_keras_style_zip_with_assets_fat_attributes_and_1980_dates(tmp_path):
     members = []
-    for name in ["metadata.json", "config.json", "model.weights.h5", "assets/", "assets/vocab/tokens.txt", "weights..v2.bin"]:
+    for name in [
+        "metadata.json",
+        "config.json",
+        "model.weights.h5",
+        "assets/",
+        "assets/vocab/tokens.txt",
+        "weights..v2.bin",
+    ]:
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
         info.create_system = 0  # FAT
         info.external_attr = 0x10 if name.endswith("/") else 0x20

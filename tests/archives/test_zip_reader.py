@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from archives.builders import FIXTURES, central_records, rename_local, set_flags, zip_bytes
-from mlgate.analyzers.archives import ZipEntry, open_zip_member, read_zip_entries
+from mlgate.analyzers.archives.zip_and_streams import ZipEntry, open_zip_member, read_zip_entries
 from mlgate.analyzers.core.budget import BudgetExceeded, Budgets, MiB
 from mlgate.analyzers.core.walker import Malformed, ScanContext, ScanOptions
 
@@ -87,7 +87,7 @@ def test_zip_directory_is_parsed_once_for_every_zip_analyzer(tmp_path, monkeypat
     import pickle
     import zipfile
 
-    from mlgate.analyzers import archive_zip
+    from mlgate.analyzers.archives import zip_reader as archive_zip
     from mlgate.analyzers.core.walker import scan_path
 
     path = tmp_path / "model.pt"

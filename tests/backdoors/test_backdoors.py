@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.analyzers.backdoors import ONNX_OPS, ConstInfo, Graph, Node, Role, scan_graph
+from mlgate.analyzers.backdoors.heuristics import ONNX_OPS, ConstInfo, Graph, Node, Role, scan_graph
 from mlgate.analyzers.core.findings import Finding
 from mlgate.analyzers.core.walker import scan_path
-from mlgate.analyzers.onnx_model import ModelProto
+from mlgate.analyzers.onnx.analyzer import ModelProto
 from mlgate.analyzers.savedmodel import schema
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

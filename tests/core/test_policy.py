@@ -37,7 +37,7 @@ def test_threshold_and_suppression_from_file(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(
         '[verdict]\nquarantine_at = "medium"\n\n'
-        '[budgets]\nmax_seconds = 5\n\n'
+        "[budgets]\nmax_seconds = 5\n\n"
         '[[suppress]]\nrule = "MLG-TEST-001"\npath = "legacy/*"\nreason = "reviewed SEC-1"\n'
     )
     policy = load_policy(path)

@@ -19,6 +19,7 @@ def _documented() -> dict[str, str]:
 def _declared() -> dict[str, str]:
     load_all()
     import mlgate.analyzers.core.walker  # noqa: F401 - declares the core rules
+
     return {rule.id: rule.severity.label for rule in CATALOGUE.values() if not rule.id.startswith("MLG-TEST-")}
 
 

@@ -23,7 +23,9 @@ def commit_for(repo_id: str) -> str:
     return hashlib.sha1(repo_id.encode()).hexdigest()
 
 
-def install_repo(cache: Path, repo_id: str, source: Path, commit: str | None = None, branch: str | None = "main") -> Path:
+def install_repo(
+    cache: Path, repo_id: str, source: Path, commit: str | None = None, branch: str | None = "main"
+) -> Path:
     """Put the files of ``source`` into ``cache`` as huggingface_hub would after a download; return the snapshot."""
     commit = commit or commit_for(repo_id)
     repo = cache / ("models--" + repo_id.replace("/", "--"))

@@ -45,8 +45,10 @@ def by_rule(scan, rule: str):
 
 def test_peft_base_model_is_a_pinned_hub_reference(tmp_path):
     commit = "a" * 40
-    scan = scan_files(tmp_path / "m", {"adapter_config.json": {
-        "peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": commit}})
+    scan = scan_files(
+        tmp_path / "m",
+        {"adapter_config.json": {"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": commit}},
+    )
     (ref,) = scan.references
     assert (ref.kind, ref.ref, ref.revision, ref.field) == (RefKind.HF, "acme/base", commit, "base_model_name_or_path")
     assert ref.location == "adapter_config.json#base_model_name_or_path"
@@ -55,8 +57,10 @@ def test_peft_base_model_is_a_pinned_hub_reference(tmp_path):
 
 @pytest.mark.parametrize("revision", [None, "main", "v1.0"])
 def test_unpinned_base_model_is_low(tmp_path, revision):
-    scan = scan_files(tmp_path / "m", {"adapter_config.json": {
-        "peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": revision}})
+    scan = scan_files(
+        tmp_path / "m",
+        {"adapter_config.json": {"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": revision}},
+    )
     (finding,) = scan.findings
     assert (finding.rule, finding.severity.label) == ("MLG-DEP-001", "low")
     assert "acme/base" in finding.message
@@ -64,24 +68,43 @@ def test_unpinned_base_model_is_low(tmp_path, revision):
 
 @pytest.mark.parametrize(
     ("library", "rule", "severity"),
-    [("transformers.models.bert.modeling_bert", None, None), ("diffusers", None, None),
-     ("mypkg.models", "MLG-DEP-006", "high"), ("os", "MLG-DEP-006", "critical"),
-     ("transformersx", "MLG-DEP-006", "high")],
+    [
+        ("transformers.models.bert.modeling_bert", None, None),
+        ("diffusers", None, None),
+        ("mypkg.models", "MLG-DEP-006", "high"),
+        ("os", "MLG-DEP-006", "critical"),
+        ("transformersx", "MLG-DEP-006", "high"),
+    ],
 )
 def test_peft_auto_mapping_parent_library_follows_peft_allowlist(tmp_path, library, rule, severity):
-    scan = scan_files(tmp_path / "m", {"adapter_config.json": {
-        "peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": "b" * 40,
-        "auto_mapping": {"base_model_class": "X", "parent_library": library}}})
+    scan = scan_files(
+        tmp_path / "m",
+        {
+            "adapter_config.json": {
+                "peft_type": "LORA",
+                "base_model_name_or_path": "acme/base",
+                "revision": "b" * 40,
+                "auto_mapping": {"base_model_class": "X", "parent_library": library},
+            }
+        },
+    )
     found = [(f.rule, f.severity.label) for f in scan.findings]
     assert found == ([] if rule is None else [(rule, severity)])
 
 
 def test_prompt_tuning_tokenizer_is_a_dependency_only_when_loaded(tmp_path):
-    config = {"peft_type": "PROMPT_TUNING", "base_model_name_or_path": "acme/base", "revision": "c" * 40,
-              "prompt_tuning_init": "TEXT", "tokenizer_name_or_path": "acme/tok"}
+    config = {
+        "peft_type": "PROMPT_TUNING",
+        "base_model_name_or_path": "acme/base",
+        "revision": "c" * 40,
+        "prompt_tuning_init": "TEXT",
+        "tokenizer_name_or_path": "acme/tok",
+    }
     scan = scan_files(tmp_path / "a", {"adapter_config.json": config})
     assert {(r.ref, r.field) for r in scan.references} == {
-        ("acme/base", "base_model_name_or_path"), ("acme/tok", "tokenizer_name_or_path")}
+        ("acme/base", "base_model_name_or_path"),
+        ("acme/tok", "tokenizer_name_or_path"),
+    }
     config["prompt_tuning_init"] = "RANDOM"
     scan = scan_files(tmp_path / "b", {"adapter_config.json": config})
     assert [r.ref for r in scan.references] == ["acme/base"]
@@ -91,9 +114,15 @@ def test_prompt_tuning_tokenizer_is_a_dependency_only_when_loaded(tmp_path):
 
 
 def test_auto_map_local_and_cross_repo_code(tmp_path):
-    scan = scan_files(tmp_path / "m", {"config.json": {
-        "model_type": "x",
-        "auto_map": {"AutoConfig": "configuration_x.XConfig", "AutoModel": "other/repo--modeling_y.YModel"}}})
+    scan = scan_files(
+        tmp_path / "m",
+        {
+            "config.json": {
+                "model_type": "x",
+                "auto_map": {"AutoConfig": "configuration_x.XConfig", "AutoModel": "other/repo--modeling_y.YModel"},
+            }
+        },
+    )
     refs = {(r.kind, r.ref, r.location) for r in scan.references}
     assert refs == {
         (RefKind.CODE, "configuration_x.py", "config.json#auto_map.AutoConfig"),
@@ -104,10 +133,13 @@ def test_auto_map_local_and_cross_repo_code(tmp_path):
 
 
 def test_tokenizer_auto_map_pair_and_processor_auto_map(tmp_path):
-    scan = scan_files(tmp_path / "m", {
-        "tokenizer_config.json": {"auto_map": {"AutoTokenizer": ["tokenization_x.XTok", None]}},
-        "preprocessor_config.json": {"auto_map": {"AutoImageProcessor": "image_processing_x.XProc"}},
-    })
+    scan = scan_files(
+        tmp_path / "m",
+        {
+            "tokenizer_config.json": {"auto_map": {"AutoTokenizer": ["tokenization_x.XTok", None]}},
+            "preprocessor_config.json": {"auto_map": {"AutoImageProcessor": "image_processing_x.XProc"}},
+        },
+    )
     assert sorted((r.ref, r.location) for r in scan.references) == [
         ("image_processing_x.py", "preprocessor_config.json#auto_map.AutoImageProcessor"),
         ("tokenization_x.py", "tokenizer_config.json#auto_map.AutoTokenizer[0]"),
@@ -115,15 +147,19 @@ def test_tokenizer_auto_map_pair_and_processor_auto_map(tmp_path):
 
 
 def test_custom_pipelines_are_code(tmp_path):
-    scan = scan_files(tmp_path / "m", {"config.json": {
-        "custom_pipelines": {"text-x": {"impl": "pipe_x.XPipeline", "pt": ["AutoModel"]}}}})
+    scan = scan_files(
+        tmp_path / "m",
+        {"config.json": {"custom_pipelines": {"text-x": {"impl": "pipe_x.XPipeline", "pt": ["AutoModel"]}}}},
+    )
     (ref,) = scan.references
     assert (ref.kind, ref.ref, ref.field) == (RefKind.CODE, "pipe_x.py", "impl")
 
 
 def test_nested_name_or_path_is_provenance_only(tmp_path):
-    scan = scan_files(tmp_path / "m", {"config.json": {
-        "_name_or_path": "/home/alice/ckpt", "text_config": {"_name_or_path": "acme/text"}}})
+    scan = scan_files(
+        tmp_path / "m",
+        {"config.json": {"_name_or_path": "/home/alice/ckpt", "text_config": {"_name_or_path": "acme/text"}}},
+    )
     assert scan.references == []
     assert sorted(rules(scan)["MLG-DEP-011"]) == ["config.json#_name_or_path", "config.json#text_config._name_or_path"]
     assert all(f.severity.label == "info" for f in scan.findings)
@@ -157,21 +193,32 @@ def test_modules_json_paths_and_types(tmp_path):
 
 
 def test_standard_diffusers_index_is_quiet(tmp_path):
-    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
-             "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
-             "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-             "feature_extractor": [None, None]}
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": "0.42.1",
+        "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "feature_extractor": [None, None],
+    }
     scan = scan_files(tmp_path / "m", {"model_index.json": index})
     assert scan.findings == [] and scan.references == []
 
 
 def test_diffusers_custom_pipeline_components_and_cross_repo(tmp_path):
-    index = {"_class_name": ["pipeline_evil", "EvilPipeline"], "_diffusers_version": "0.42.1",
-             "unet": ["my_unet", "MyUNet"], "vae": ["os", "system"],
-             "text_encoder": [None, None, {"repo": "acme/te", "revision": "d" * 40, "subfolder": "text_encoder"}]}
+    index = {
+        "_class_name": ["pipeline_evil", "EvilPipeline"],
+        "_diffusers_version": "0.42.1",
+        "unet": ["my_unet", "MyUNet"],
+        "vae": ["os", "system"],
+        "text_encoder": [None, None, {"repo": "acme/te", "revision": "d" * 40, "subfolder": "text_encoder"}],
+    }
     scan = scan_files(tmp_path / "m", {"model_index.json": index})
     assert {(r.kind, r.ref) for r in scan.references} == {
-        (RefKind.CODE, "pipeline_evil.py"), (RefKind.CODE, "unet/my_unet.py"), (RefKind.HF, "acme/te")}
+        (RefKind.CODE, "pipeline_evil.py"),
+        (RefKind.CODE, "unet/my_unet.py"),
+        (RefKind.HF, "acme/te"),
+    }
     assert {(f.rule, f.location, f.severity.label) for f in scan.findings} == {
         ("MLG-CODE-010", "model_index.json#_class_name", "medium"),
         ("MLG-CODE-010", "model_index.json#unet[0]", "medium"),
@@ -202,8 +249,11 @@ tokenizer:
 
 @pytest.mark.parametrize(
     ("callback", "expected"),
-    [("os.system", ("MLG-DEP-007", "critical")), ("acme_tools.LogCallback", ("MLG-DEP-007", "high")),
-     ("pytorch_lightning.callbacks.ModelCheckpoint", None)],
+    [
+        ("os.system", ("MLG-DEP-007", "critical")),
+        ("acme_tools.LogCallback", ("MLG-DEP-007", "high")),
+        ("pytorch_lightning.callbacks.ModelCheckpoint", None),
+    ],
 )
 def test_nemo_config_targets_and_dependencies(tmp_path, callback, expected):
     scan = scan_files(tmp_path / "m", {"model_config.yaml": NEMO_CONFIG.format(cb=callback)})
@@ -217,14 +267,19 @@ def test_nemo_config_targets_and_dependencies(tmp_path, callback, expected):
         base.add((expected[0], "model_config.yaml#callbacks[0]._target_", expected[1]))
     assert found == base
     assert {(r.kind, r.ref) for r in scan.references} == {
-        (RefKind.LOCAL, "/mnt/shared/base.nemo"), (RefKind.HF, "nvidia/parakeet-tdt-0.6b-v2")}
+        (RefKind.LOCAL, "/mnt/shared/base.nemo"),
+        (RefKind.HF, "nvidia/parakeet-tdt-0.6b-v2"),
+    }
 
 
 def test_nemo_target_outside_nemo(tmp_path):
     scan = scan_files(tmp_path / "m", {"model_config.yaml": "target: builtins.exec\nnemo_version: 2.0\n"})
     (finding,) = scan.findings
     assert (finding.rule, finding.severity.label, finding.location) == (
-        "MLG-DEP-007", "critical", "model_config.yaml#target")
+        "MLG-DEP-007",
+        "critical",
+        "model_config.yaml#target",
+    )
 
 
 # --- MLflow ---------------------------------------------------------------------------------
@@ -268,7 +323,10 @@ def test_mlmodel_loader_module_in_code_dir_is_code(tmp_path):
 
 
 def test_mlmodel_model_files_must_stay_in_the_model(tmp_path):
-    text = "flavors:\n  sklearn:\n    pickled_model: ../../other/model.pkl\n  python_function:\n    model_path: model.pkl\n"
+    text = (
+        "flavors:\n  sklearn:\n    pickled_model: ../../other/model.pkl\n"
+        "  python_function:\n    model_path: model.pkl\n"
+    )
     scan = scan_files(tmp_path / "m", {"MLmodel": text})
     assert [(f.rule, f.location) for f in scan.findings] == [("MLG-DEP-003", "MLmodel#flavors.sklearn.pickled_model")]
 
@@ -276,17 +334,26 @@ def test_mlmodel_model_files_must_stay_in_the_model(tmp_path):
 def test_pickle_module_info_outside_known_modules(tmp_path):
     scan = scan_files(tmp_path / "m", {"pickle_module_info.txt": "os\n"})
     (finding,) = scan.findings
-    assert (finding.rule, finding.severity.label, finding.location) == ("MLG-DEP-006", "critical", "pickle_module_info.txt")
+    assert (finding.rule, finding.severity.label, finding.location) == (
+        "MLG-DEP-006",
+        "critical",
+        "pickle_module_info.txt",
+    )
 
 
 def test_requirements_sources_and_pins(tmp_path):
-    scan = scan_files(tmp_path / "m", {
-        "requirements.txt": "mlflow==3.17.2\n--extra-index-url https://pypi.evil.example/simple\n"
-                            "acme-ops @ git+https://github.com/acme/ops\n-e ./vendor/pkg\nnumpy>=1.26\ntorch\n",
-        "python_env.yaml": "python: 3.11\nbuild_dependencies:\n- pip\n- wheel\ndependencies:\n- -r requirements.txt\n",
-        "conda.yaml": "channels:\n- conda-forge\ndependencies:\n- python=3.11\n- pip:\n  - mlflow==3.17.2\n"
-                      "  - https://files.example/pkg.whl\nname: env\n",
-    })
+    scan = scan_files(
+        tmp_path / "m",
+        {
+            "requirements.txt": "mlflow==3.17.2\n--extra-index-url https://pypi.evil.example/simple\n"
+            "acme-ops @ git+https://github.com/acme/ops\n-e ./vendor/pkg\nnumpy>=1.26\ntorch\n",
+            "python_env.yaml": (
+                "python: 3.11\nbuild_dependencies:\n- pip\n- wheel\ndependencies:\n- -r requirements.txt\n"
+            ),
+            "conda.yaml": "channels:\n- conda-forge\ndependencies:\n- python=3.11\n- pip:\n  - mlflow==3.17.2\n"
+            "  - https://files.example/pkg.whl\nname: env\n",
+        },
+    )
     found = sorted((f.rule, f.location) for f in scan.findings)
     assert found == [
         ("MLG-DEP-008", "conda.yaml#dependencies[1].pip[1]"),
@@ -303,8 +370,10 @@ def test_requirements_sources_and_pins(tmp_path):
 
 
 def test_duplicate_auto_map_reports_and_follows_the_last_value(tmp_path):
-    text = ('{"model_type": "x", "auto_map": {"AutoModel": "modeling_ok.OkModel"},\n'
-            ' "auto_map": {"AutoModel": "evil/code--modeling_evil.EvilModel"}}')
+    text = (
+        '{"model_type": "x", "auto_map": {"AutoModel": "modeling_ok.OkModel"},\n'
+        ' "auto_map": {"AutoModel": "evil/code--modeling_evil.EvilModel"}}'
+    )
     scan = scan_files(tmp_path / "m", {"config.json": text})
     dup = by_rule(scan, "MLG-DEP-005")
     assert [(f.location, f.severity.label) for f in dup] == [("config.json#auto_map", "high")]
@@ -317,7 +386,10 @@ def test_harmless_duplicate_is_medium(tmp_path):
 
 
 def test_yaml_python_tag_is_reported_not_constructed(tmp_path):
-    scan = scan_files(tmp_path / "m", {"MLmodel": "flavors: {}\nx: !!python/object/apply:os.system ['touch /tmp/mlgate-canary/yaml-tag']\n"})
+    scan = scan_files(
+        tmp_path / "m",
+        {"MLmodel": "flavors: {}\nx: !!python/object/apply:os.system ['touch /tmp/mlgate-canary/yaml-tag']\n"},
+    )
     (finding,) = scan.findings
     assert (finding.rule, finding.severity.label, finding.location) == ("MLG-DEP-010", "high", "MLmodel:2")
 
@@ -331,7 +403,8 @@ def test_yaml_alias_bomb_around_a_target(tmp_path):
     scan = scan_files(tmp_path / "m", {"conf.yaml": "\n".join(lines) + "\n"})
     assert time.monotonic() - started < 5
     assert [(f.rule, f.severity.label, f.location) for f in scan.findings] == [
-        ("MLG-DEP-007", "critical", "conf.yaml#a[0]._target_")]
+        ("MLG-DEP-007", "critical", "conf.yaml#a[0]._target_")
+    ]
 
 
 def test_broken_json_config_is_incomplete(tmp_path):
@@ -345,17 +418,19 @@ def test_broken_json_config_is_incomplete(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "kind", "rule", "severity"),
-    [("models:/base@champion", RefKind.MLFLOW, "MLG-DEP-001", "low"),
-     ("models:/base/3", RefKind.MLFLOW, None, None),
-     ("runs:/0123abc/model", RefKind.MLFLOW, None, None),
-     ("s3://bucket/bases/bert", RefKind.S3, "MLG-DEP-001", "low"),
-     ("http://models.example/base.bin", RefKind.URL, "MLG-DEP-004", "high"),
-     ("gs://bucket/base", RefKind.URL, "MLG-DEP-004", "medium"),
-     ("~/models/base", RefKind.LOCAL, "MLG-DEP-002", "medium"),
-     ("C:\\models\\base", RefKind.LOCAL, "MLG-DEP-002", "medium"),
-     ("./base", RefKind.LOCAL, None, None),
-     ("../../base", RefKind.LOCAL, "MLG-DEP-003", "high"),
-     ("gpt2", RefKind.HF, "MLG-DEP-001", "low")],
+    [
+        ("models:/base@champion", RefKind.MLFLOW, "MLG-DEP-001", "low"),
+        ("models:/base/3", RefKind.MLFLOW, None, None),
+        ("runs:/0123abc/model", RefKind.MLFLOW, None, None),
+        ("s3://bucket/bases/bert", RefKind.S3, "MLG-DEP-001", "low"),
+        ("http://models.example/base.bin", RefKind.URL, "MLG-DEP-004", "high"),
+        ("gs://bucket/base", RefKind.URL, "MLG-DEP-004", "medium"),
+        ("~/models/base", RefKind.LOCAL, "MLG-DEP-002", "medium"),
+        ("C:\\models\\base", RefKind.LOCAL, "MLG-DEP-002", "medium"),
+        ("./base", RefKind.LOCAL, None, None),
+        ("../../base", RefKind.LOCAL, "MLG-DEP-003", "high"),
+        ("gpt2", RefKind.HF, "MLG-DEP-001", "low"),
+    ],
 )
 def test_reference_kinds(tmp_path, value, kind, rule, severity):
     scan = scan_files(tmp_path / "m", {"adapter_config.json": {"peft_type": "LORA", "base_model_name_or_path": value}})

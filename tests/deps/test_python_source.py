@@ -13,7 +13,7 @@ import pytest
 
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.walker import Malformed
-from mlgate.analyzers.python_source import analyze_source
+from mlgate.analyzers.embedded_code.python_source import analyze_source
 from mlgate.controller.scanning import scan_target
 
 
@@ -140,7 +140,8 @@ def test_writes_inside_the_model_are_not_findings():
 
 
 def test_plain_modelling_code_is_medium_inventory_and_approved(tmp_path):
-    (tmp_path / "modeling_x.py").write_text(textwrap.dedent("""\
+    (tmp_path / "modeling_x.py").write_text(
+        textwrap.dedent("""\
         import math
         import torch
         from torch import nn
@@ -156,10 +157,12 @@ def test_plain_modelling_code_is_medium_inventory_and_approved(tmp_path):
 
             def forward(self, x):
                 return self.act(self.proj(x)) / math.sqrt(2.0)
-        """))
+        """)
+    )
     report = scan_target(tmp_path, Policy())
     assert [(f.rule, f.severity.label, f.location) for f in report.findings] == [
-        ("MLG-CODE-001", "medium", "modeling_x.py")]
+        ("MLG-CODE-001", "medium", "modeling_x.py")
+    ]
     assert report.verdict is Verdict.APPROVED
 
 

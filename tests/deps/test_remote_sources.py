@@ -134,8 +134,12 @@ def moto_endpoint():
 def bucket(moto_endpoint, monkeypatch):
     import boto3
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_endpoint}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+    }.items():
         monkeypatch.setenv(key, value)
     s3 = boto3.client("s3", endpoint_url=moto_endpoint)
     name = f"models-{os.urandom(4).hex()}"

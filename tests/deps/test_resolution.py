@@ -83,8 +83,9 @@ def test_revision_pins_are_honoured(hub_cache, tmp_path, policy):
     def adapter(revision: str | None) -> DependencyReport:
         folder = tmp_path / f"adapter-{revision}"
         folder.mkdir()
-        (folder / "adapter_config.json").write_text(json.dumps(
-            {"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": revision}))
+        (folder / "adapter_config.json").write_text(
+            json.dumps({"peft_type": "LORA", "base_model_name_or_path": "acme/base", "revision": revision})
+        )
         return only(scan_target(folder, policy).dependencies, "acme/base")
 
     pinned, tagged, unpinned = adapter(old), adapter("v1"), adapter(None)
@@ -112,9 +113,14 @@ def test_unresolvable_dependency_quarantines_unless_policy_approves(hub_cache, m
     [
         ("transformers-exec-b64", Verdict.QUARANTINED, {("MLG-CODE-003", "modeling_b64.py:20", "critical")}),
         ("transformers-plain", Verdict.APPROVED, set()),
-        ("tokenizer-template-escape", Verdict.QUARANTINED,
-         {("MLG-TPL-001", "tokenizer_config.json#chat_template:1", "critical"),
-          ("MLG-TPL-002", "tokenizer_config.json#chat_template:1", "critical")}),
+        (
+            "tokenizer-template-escape",
+            Verdict.QUARANTINED,
+            {
+                ("MLG-TPL-001", "tokenizer_config.json#chat_template:1", "critical"),
+                ("MLG-TPL-002", "tokenizer_config.json#chat_template:1", "critical"),
+            },
+        ),
         ("tokenizer-plain", Verdict.APPROVED, set()),
         ("st-modules-escape", Verdict.QUARANTINED, {("MLG-DEP-003", "modules.json#[1].path", "high")}),
         ("st-plain", Verdict.APPROVED, set()),
@@ -153,8 +159,9 @@ def test_local_paths(tmp_path, hub_cache, policy):
     # each adapter sits in its own sub-folder: paths start from the folder of the file naming them
     for name, base in (("inside", "../base"), ("escape", "../../elsewhere"), ("absolute", "/opt/models/base")):
         (model / name).mkdir()
-        (model / name / "adapter_config.json").write_text(json.dumps(
-            {"peft_type": "LORA", "base_model_name_or_path": base}))
+        (model / name / "adapter_config.json").write_text(
+            json.dumps({"peft_type": "LORA", "base_model_name_or_path": base})
+        )
     (tmp_path / "elsewhere").mkdir()
     deps = {d.location.split("/")[0]: d for d in scan_target(model, policy).dependencies}
     assert deps["inside"].resolved and deps["inside"].verdict is Verdict.QUARANTINED
@@ -174,8 +181,9 @@ def test_single_file_target_scans_its_sibling(tmp_path, policy):
 
 def _adapter_repo(root: Path, base: str) -> Path:
     root.mkdir(parents=True)
-    (root / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "base_model_name_or_path": base, "revision": commit_for(base)}))
+    (root / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": base, "revision": commit_for(base)})
+    )
     return root
 
 
@@ -204,10 +212,18 @@ def test_cycles_end_and_depth_is_bounded(hub_cache, tmp_path, policy):
 def test_a_dependency_named_twice_is_scanned_once(acme_hub, tmp_path, policy, monkeypatch):
     folder = tmp_path / "m"
     folder.mkdir()
-    (folder / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "base_model_name_or_path": "acme/clean-base", "revision": CLEAN_BASE_COMMIT}))
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "P", "_diffusers_version": "0.42.1", "te": [
-        None, None, {"repo": "acme/clean-base", "revision": CLEAN_BASE_COMMIT}]}))
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "acme/clean-base", "revision": CLEAN_BASE_COMMIT})
+    )
+    (folder / "model_index.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "P",
+                "_diffusers_version": "0.42.1",
+                "te": [None, None, {"repo": "acme/clean-base", "revision": CLEAN_BASE_COMMIT}],
+            }
+        )
+    )
     scanned: list[str] = []
     real = scanning.scan_path
 
@@ -222,8 +238,9 @@ def test_a_dependency_named_twice_is_scanned_once(acme_hub, tmp_path, policy, mo
 
 
 def test_urls_are_never_fetched(tmp_path, hub_cache, policy):
-    (tmp_path / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "base_model_name_or_path": "https://models.example/base"}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "https://models.example/base"})
+    )
     dep = only(scan_target(tmp_path, policy).dependencies, "https://models.example/base")
     assert dep.kind == "url" and not dep.resolved and "never downloads" in dep.reason
 
@@ -234,8 +251,9 @@ def test_resolver_failures_are_unresolved_not_crashes(tmp_path, policy):
             raise RuntimeError("backend exploded")
 
     registry = ResolverRegistry({RefKind.HF: Broken()})
-    (tmp_path / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "base_model_name_or_path": "acme/x", "revision": "f" * 40}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "acme/x", "revision": "f" * 40})
+    )
     report = scan_target(tmp_path, policy, resolver=registry)
     dep = only(report.dependencies, "acme/x")
     assert not dep.resolved and "backend exploded" in dep.reason and report.verdict is Verdict.QUARANTINED
@@ -254,15 +272,21 @@ def test_json_report_carries_the_dependency_chain(acme_hub, policy):
 def test_cli_resolves_from_the_cache_and_says_when_it_cannot(acme_hub, tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(acme_hub), "HF_HUB_OFFLINE": "0", "NO_COLOR": "1"}
     cmd = [sys.executable, "-m", "mlgate.controller", "scan", "--no-progress"]
-    good = subprocess.run([*cmd, "--format", "json", str(MODELS / "adapter-clean-base")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    good = subprocess.run(
+        [*cmd, "--format", "json", str(MODELS / "adapter-clean-base")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert good.returncode == 0, good.stderr
     (dep,) = json.loads(good.stdout)["targets"][0]["dependencies"]
     assert (dep["ref"], dep["resolved"], dep["verdict"]) == ("acme/clean-base", True, "approved")
 
     env["HF_HUB_CACHE"] = str(tmp_path / "empty-cache")
-    bad = subprocess.run([*cmd, str(MODELS / "adapter-clean-base")], capture_output=True, text=True, env=env,
-                         timeout=120)
+    bad = subprocess.run(
+        [*cmd, str(MODELS / "adapter-clean-base")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert bad.returncode == 1
     line = next(line for line in bad.stdout.splitlines() if "acme/clean-base" in line)
     assert "unresolved" in line and "not in the Hugging Face cache" in line

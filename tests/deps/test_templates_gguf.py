@@ -15,7 +15,7 @@ import pytest
 
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.walker import scan_path
-from mlgate.analyzers.templates import lint_template
+from mlgate.analyzers.embedded_code.templates import lint_template
 from mlgate.controller.scanning import scan_target
 
 GGUF_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "deps" / "gguf"
@@ -72,8 +72,9 @@ def test_unparseable_template_is_incomplete():
 def test_template_list_in_tokenizer_config_and_jinja_files(tmp_path):
     import json
 
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-        {"chat_template": [{"name": "default", "template": BENIGN}, {"name": "tool_use", "template": SSTI}]}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": [{"name": "default", "template": BENIGN}, {"name": "tool_use", "template": SSTI}]})
+    )
     (tmp_path / "chat_template.jinja").write_text(SSTI)
     scan = scan_path(tmp_path)
     assert {(f.rule, f.location) for f in scan.findings} == {
@@ -93,8 +94,10 @@ def test_gguf_fixtures():
     bad = scan_target(GGUF_DIR / "template-escape.gguf", Policy())
     assert bad.verdict is Verdict.QUARANTINED
     assert {f.rule for f in bad.findings} == {"MLG-TPL-001", "MLG-TPL-002"}
-    assert all(f.location.startswith("template-escape.gguf@") and "#tokenizer.chat_template:" in f.location
-               for f in bad.findings)
+    assert all(
+        f.location.startswith("template-escape.gguf@") and "#tokenizer.chat_template:" in f.location
+        for f in bad.findings
+    )
 
 
 def _s(text: str | bytes, n: int | None = None) -> bytes:
@@ -102,11 +105,17 @@ def _s(text: str | bytes, n: int | None = None) -> bytes:
     return struct.pack("<Q", len(data) if n is None else n) + data
 
 
-def gguf_bytes(kvs: list[bytes], tensors: list[tuple[str, list[int], int, int]], data: bytes = b"",
-               kv_count: int | None = None, tensor_count: int | None = None) -> bytes:
+def gguf_bytes(
+    kvs: list[bytes],
+    tensors: list[tuple[str, list[int], int, int]],
+    data: bytes = b"",
+    kv_count: int | None = None,
+    tensor_count: int | None = None,
+) -> bytes:
     """A GGUF v3 file: header, the given raw KV entries, tensor infos, alignment padding, data."""
-    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors) if tensor_count is None else tensor_count,
-                                len(kvs) if kv_count is None else kv_count)
+    out = b"GGUF" + struct.pack(
+        "<IQQ", 3, len(tensors) if tensor_count is None else tensor_count, len(kvs) if kv_count is None else kv_count
+    )
     out += b"".join(kvs)
     for name, dims, ggml_type, offset in tensors:
         out += _s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
@@ -130,8 +139,11 @@ def scan_bytes(tmp_path: Path, data: bytes):
 
 
 def test_crafted_gguf_clean(tmp_path):
-    data = gguf_bytes([kv_string("general.architecture", "llama"), kv_u32("general.alignment", 32)],
-                      [("a", [8, 2], 0, 0), ("b", [8], 0, 64)], data=b"\x00" * 96)
+    data = gguf_bytes(
+        [kv_string("general.architecture", "llama"), kv_u32("general.alignment", 32)],
+        [("a", [8, 2], 0, 0), ("b", [8], 0, 64)],
+        data=b"\x00" * 96,
+    )
     scan = scan_bytes(tmp_path, data)
     assert scan.findings == [] and scan.complete
 

@@ -1,67 +1,18 @@
-"""Fixtures for the Kubernetes area: a TLS CA + serving certificate, a real MLflow registry (sqlite store
+"""Fixtures for the Kubernetes area (the TLS pair is in tests/conftest.py): a real MLflow registry (sqlite store
 through the real client), a real moto S3 server with tagged objects, and AdmissionReview builders."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import urllib.parse
 import uuid
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from k8s_helpers import DIGEST, OTHER_KEY, SIGNING_KEY, signed_tags
 
-from mlgate.controller.s3_actions import object_name
-from mlgate.controller.signing import sign_verdict
-
-# --- TLS ---------------------------------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CA and a serving certificate valid for the webhook Service names, localhost and 127.0.0.1."""
-    out = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder().subject_name(_name("mlgate-test-ca")).issuer_name(_name("mlgate-test-ca"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = ["mlgate", "mlgate.mlgate", "mlgate.mlgate.svc", "mlgate.mlgate.svc.cluster.local", "localhost"]
-    cert = (
-        x509.CertificateBuilder().subject_name(_name("mlgate.mlgate.svc")).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([*(x509.DNSName(n) for n in names),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = {"ca": out / "ca.crt", "cert": out / "tls.crt", "key": out / "tls.key"}
-    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    return files
-
+from mlgate.controller.s3.object_tags import object_name
+from mlgate.controller.verdicts.signing import sign_verdict
 
 # --- MLflow registry ---------------------------------------------------------------------------
 
@@ -90,8 +41,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
         source.mkdir(parents=True)
         client.create_model_version("fraud", source=str(source))
     _tag_version(client, "fraud", "1", signed_tags("fraud", "1", "approved"))
-    _tag_version(client, "fraud", "2", {**signed_tags("fraud", "2", "quarantined"),
-                                        "mlgate.findings": "critical=1 MLG-PKL-001"})
+    _tag_version(
+        client, "fraud", "2", {**signed_tags("fraud", "2", "quarantined"), "mlgate.findings": "critical=1 MLG-PKL-001"}
+    )
     _tag_version(client, "fraud", "4", signed_tags("fraud", "4", "approved", key=OTHER_KEY))
     _tag_version(client, "fraud", "5", {"mlgate.verdict": "approved", "mlgate.digest": DIGEST})
     client.set_registered_model_alias("fraud", "champion", "1")
@@ -102,8 +54,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
 # --- S3 (moto server) --------------------------------------------------------------------------
 
 
-def _put(client: Any, key: str, body: bytes, verdict: str | None = None, sign_key: bytes = SIGNING_KEY,
-         tags_of: str | None = None) -> dict[str, str]:
+def _put(
+    client: Any,
+    key: str,
+    body: bytes,
+    verdict: str | None = None,
+    sign_key: bytes = SIGNING_KEY,
+    tags_of: str | None = None,
+) -> dict[str, str]:
     """Upload one object and tag it as the S3 watcher does (signature over s3://bucket/key and its ETag).
 
     ``tags_of`` signs for another object's key instead (tags copied onto different content)."""
@@ -113,10 +71,15 @@ def _put(client: Any, key: str, body: bytes, verdict: str | None = None, sign_ke
     name = object_name("models", tags_of or key)
     if tags_of:
         etag = client.head_object(Bucket="models", Key=tags_of)["ETag"].strip('"')
-    tags = {"mlgate.verdict": verdict, "mlgate.digest": DIGEST, "mlgate.scanned_at": "2026-01-01T00:00:00Z",
-            "mlgate.signature": sign_verdict(sign_key, name, etag, DIGEST, verdict)}
-    client.put_object_tagging(Bucket="models", Key=key,
-                              Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    tags = {
+        "mlgate.verdict": verdict,
+        "mlgate.digest": DIGEST,
+        "mlgate.scanned_at": "2026-01-01T00:00:00Z",
+        "mlgate.signature": sign_verdict(sign_key, name, etag, DIGEST, verdict),
+    }
+    client.put_object_tagging(
+        Bucket="models", Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+    )
     return tags
 
 
@@ -128,8 +91,13 @@ def s3_client() -> Any:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket="models")
     _put(client, "single/model.pkl", b"approved single file", "approved")
     _put(client, "single/model.pkl.bak", b"never downloaded when the exact key is served")
@@ -143,7 +111,11 @@ def s3_client() -> Any:
     _put(client, "forged/model.pkl", b"attacker content", "approved", sign_key=OTHER_KEY)
     _put(client, "copied/model.pkl", b"attacker content", "approved", tags_of="single/model.pkl")
     old_tags = _put(client, "changed/model.pkl", b"scanned content", "approved")
-    client.put_object(Bucket="models", Key="changed/model.pkl", Body=b"replaced after the scan",
-                      Tagging=urllib.parse.urlencode(old_tags))  # same tags, new content
+    client.put_object(
+        Bucket="models",
+        Key="changed/model.pkl",
+        Body=b"replaced after the scan",
+        Tagging=urllib.parse.urlencode(old_tags),
+    )  # same tags, new content
     yield client
     server.stop()

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlgate.controller.signing import sign_verdict
+from mlgate.controller.verdicts.signing import sign_verdict
 
 SIGNING_KEY = b"k8s-test-signing-key-0123456789abcdef"
 OTHER_KEY = b"not-the-controller-key-0123456789abcdef"
@@ -16,8 +16,11 @@ CHART_DIR = REPO / "charts" / "mlgate"
 
 
 def signed_tags(name: str, version: str, verdict: str, key: bytes = SIGNING_KEY) -> dict[str, str]:
-    return {"mlgate.verdict": verdict, "mlgate.digest": DIGEST,
-            "mlgate.signature": sign_verdict(key, name, version, DIGEST, verdict)}
+    return {
+        "mlgate.verdict": verdict,
+        "mlgate.digest": DIGEST,
+        "mlgate.signature": sign_verdict(key, name, version, DIGEST, verdict),
+    }
 
 
 # --- AdmissionReview builders ------------------------------------------------------------------
@@ -33,8 +36,13 @@ RESOURCES = {
 }
 
 
-def workload(kind: str, spec: dict[str, Any], name: str = "fraud", annotations: dict[str, str] | None = None,
-             namespace: str = "team-a") -> dict[str, Any]:
+def workload(
+    kind: str,
+    spec: dict[str, Any],
+    name: str = "fraud",
+    annotations: dict[str, str] | None = None,
+    namespace: str = "team-a",
+) -> dict[str, Any]:
     group, version, _ = RESOURCES[kind]
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if annotations:
@@ -52,8 +60,12 @@ def admission_review(obj: dict[str, Any], operation: str = "CREATE", old: dict[s
         "kind": "AdmissionReview",
         "request": {
             "uid": str(uuid.uuid4()),
-            "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
-            "name": obj["metadata"].get("name", ""), "namespace": obj["metadata"].get("namespace", ""),
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "name": obj["metadata"].get("name", ""),
+            "namespace": obj["metadata"].get("namespace", ""),
             "operation": operation,
             "userInfo": {"username": "alice@example.com", "groups": ["system:authenticated"]},
             "object": None if operation == "DELETE" else obj,
@@ -65,35 +77,57 @@ def admission_review(obj: dict[str, Any], operation: str = "CREATE", old: dict[s
 
 
 def pod_template(annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"metadata": {"labels": {"app": "fraud"}, **({"annotations": annotations} if annotations else {})},
-            "spec": {"containers": [{"name": "server", "image": "registry.example/server:1"}]}}
+    return {
+        "metadata": {"labels": {"app": "fraud"}, **({"annotations": annotations} if annotations else {})},
+        "spec": {"containers": [{"name": "server", "image": "registry.example/server:1"}]},
+    }
 
 
 # --- Helm rendering ----------------------------------------------------------------------------
 
 FULL_VALUES: dict[str, Any] = {
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
-                "prometheusRule": {"enabled": True, "runbookUrl": "https://runbooks.example.com/mlgate#"}},
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True, "runbookUrl": "https://runbooks.example.com/mlgate#"},
+    },
     "grafana": {"dashboard": {"enabled": True}},
-    "mlflow": {"existingSecret": "mlflow-credentials", "registryUri": "http://mlflow-registry:5000",
-               "webhookSecret": {"existingSecret": "mlflow-webhook"}},
-    "aws": {"irsaRoleArn": "arn:aws:iam::123456789012:role/mlgate", "existingSecret": "aws-credentials",
-            "region": "eu-west-1", "endpointUrl": "https://minio.storage.svc:9000"},
-    "admission": {"certManager": {"enabled": True}, "storageBuckets": {"localMinIO": "models"},
-                  "unverifiedSchemes": ["pvc"], "resolveAliases": True, "excludedNamespaces": ["monitoring"]},
+    "mlflow": {
+        "existingSecret": "mlflow-credentials",
+        "registryUri": "http://mlflow-registry:5000",
+        "webhookSecret": {"existingSecret": "mlflow-webhook"},
+    },
+    "aws": {
+        "irsaRoleArn": "arn:aws:iam::123456789012:role/mlgate",
+        "existingSecret": "aws-credentials",
+        "region": "eu-west-1",
+        "endpointUrl": "https://minio.storage.svc:9000",
+    },
+    "admission": {
+        "certManager": {"enabled": True},
+        "storageBuckets": {"localMinIO": "models"},
+        "unverifiedSchemes": ["pvc"],
+        "resolveAliases": True,
+        "excludedNamespaces": ["monitoring"],
+    },
     "controller": {"config": {"workers": 4, "mlflow": {"poll_interval_seconds": 60}}},
-    "scanPolicy": {"verdict": {"quarantine_at": "medium"}, "budgets": {"max_seconds": 300, "max_bytes": 8 * 1024**3, "max_ratio": 50.5},
-                   "suppress": [{"rule": "MLG-PKL-010", "path": "legacy/*", "reason": "reviewed, SEC-123"}]},
-    "networkPolicy": {"webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
-                      "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                      "controllerFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlflow"}}}]},
+    "scanPolicy": {
+        "verdict": {"quarantine_at": "medium"},
+        "budgets": {"max_seconds": 300, "max_bytes": 8 * 1024**3, "max_ratio": 50.5},
+        "suppress": [{"rule": "MLG-PKL-010", "path": "legacy/*", "reason": "reviewed, SEC-123"}],
+    },
+    "networkPolicy": {
+        "webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+        "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "controllerFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mlflow"}}}],
+    },
     "replicaCount": 3,
     "image": {"digest": "sha256:" + "0" * 64},
 }
 
 
-def render_chart(values: dict[str, Any] | None = None, namespace: str = "mlgate",
-                 name: str = "mlgate") -> tuple[list[dict[str, Any]], str]:
+def render_chart(
+    values: dict[str, Any] | None = None, namespace: str = "mlgate", name: str = "mlgate"
+) -> tuple[list[dict[str, Any]], str]:
     """Render charts/mlgate offline; returns (manifests, NOTES.txt)."""
     import helm_python
     import yaml

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from k8s_helpers import SIGNING_KEY, admission_review, pod_template, workload
 
-from mlgate.controller.admission import AdmissionPolicy, load_admission_policy
-from mlgate.controller.admission_server import AdmissionWebhook, serve
-from mlgate.controller.http_server import HttpServer
-from mlgate.controller.metrics import REGISTRY
-from mlgate.controller.verdict_lookup import RegistryVerdicts
+from mlgate.controller.admission.review import AdmissionPolicy, load_admission_policy
+from mlgate.controller.admission.server import AdmissionWebhook, serve
+from mlgate.controller.admission.verdict_lookup import RegistryVerdicts
+from mlgate.controller.runtime.http_server import HttpServer
+from mlgate.controller.runtime.metrics import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,9 @@ def _client_context(tls_files: dict) -> ssl.SSLContext:
     return context
 
 
-def post(server: HttpServer, tls_files: dict, body: bytes | dict, path: str = "/validate",
-         host: str = "localhost") -> tuple[int, dict | None]:
+def post(
+    server: HttpServer, tls_files: dict, body: bytes | dict, path: str = "/validate", host: str = "localhost"
+) -> tuple[int, dict | None]:
     conn = http.client.HTTPSConnection(host, server.port, context=_client_context(tls_files), timeout=10)
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
@@ -64,8 +65,7 @@ def post(server: HttpServer, tls_files: dict, body: bytes | dict, path: str = "/
         return response.status, None
 
 
-def decide(server: HttpServer, tls_files: dict, obj: dict, operation: str = "CREATE",
-           old: dict | None = None) -> dict:
+def decide(server: HttpServer, tls_files: dict, obj: dict, operation: str = "CREATE", old: dict | None = None) -> dict:
     request = admission_review(obj, operation, old)
     status, doc = post(server, tls_files, request)
     assert status == 200
@@ -85,75 +85,189 @@ def seldon_deployment(graph: dict) -> dict:
 # Each case: (id, object, allowed, phrases every denial message must contain)
 CASES = [
     ("isvc-sklearn-approved", isvc({"sklearn": {"storageUri": "models:/fraud/1"}}), True, []),
-    ("isvc-model-quarantined", isvc({"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "models:/fraud/2"}}),
-     False, ["models:/fraud/2", "spec.predictor.model.storageUri", "quarantined", "MLG-PKL-001"]),
-    ("isvc-tensorflow-unscanned-s3", isvc({"tensorflow": {"storageUri": "s3://models/raw/x.pkl"}}),
-     False, ["s3://models/raw/x.pkl", "spec.predictor.tensorflow.storageUri", "not been scanned"]),
-    ("isvc-storage-spec-approved-prefix",
-     isvc({"model": {"modelFormat": {"name": "sklearn"}, "storage": {"key": "localMinIO", "path": "team/fraud/"}}}),
-     True, []),
-    ("isvc-storage-spec-unknown-key",
-     isvc({"model": {"modelFormat": {"name": "sklearn"}, "storage": {"key": "elsewhere", "path": "team/fraud/"}}}),
-     False, ["spec.predictor.model.storage.path", "'elsewhere'", "storage_buckets"]),
-    ("isvc-raw-prefix-includes-sibling-folder", isvc({"xgboost": {"storageUri": "s3://models/team/fraud"}}),
-     False, ["s3://models/team/fraud", "1 of 3 objects", "team/fraud-old/evil.pkl", "quarantined"]),
-    ("isvc-transformer-env-storage-uri",
-     isvc({"sklearn": {"storageUri": "models:/fraud/1"}},
-          transformer={"containers": [{"name": "t", "image": "t:1",
-                                       "env": [{"name": "STORAGE_URI", "value": "models:/fraud/3"}]}]}),
-     False, ["models:/fraud/3", "spec.transformer.containers[0].env[0]", "not been scanned"]),
-    ("isvc-forged-verdict", isvc({"pytorch": {"storageUri": "models:/fraud/4"}}),
-     False, ["models:/fraud/4", "without a valid signature"]),
-    ("isvc-unsigned-verdict", isvc({"onnx": {"storageUri": "models:/fraud/5"}}),
-     False, ["models:/fraud/5", "without a valid signature"]),
-    ("isvc-gcs-unverifiable", isvc({"sklearn": {"storageUri": "gs://bucket/model"}}),
-     False, ["gs://bucket/model", "cannot be verified"]),
-    ("seldon-model-approved-object", workload("Model", {"storageUri": "s3://models/single/model.pkl",
-                                                        "requirements": ["sklearn"]}), True, []),
-    ("seldon-model-alias", workload("Model", {"storageUri": "models:/fraud@champion"}),
-     False, ["models:/fraud@champion", "spec.storageUri", "alias @champion", "pin a version"]),
-    ("seldon-model-stage", workload("Model", {"storageUri": "models:/fraud/Production"}),
-     False, ["models:/fraud/Production", "pin a version"]),
-    ("seldon-model-mixed-prefix", workload("Model", {"storageUri": "s3://models/mixed/"}),
-     False, ["1 of 2 objects", "mixed/evil.pkl"]),
-    ("seldon-model-s3-forged-tags", workload("Model", {"storageUri": "s3://models/forged/model.pkl"}),
-     False, ["without a valid signature for its current content"]),
-    ("seldon-model-s3-tags-copied-from-approved-object",
-     workload("Model", {"storageUri": "s3://models/copied/model.pkl"}),
-     False, ["without a valid signature for its current content"]),
-    ("seldon-model-s3-object-replaced-after-scan", workload("Model", {"storageUri": "s3://models/changed/model.pkl"}),
-     False, ["without a valid signature for its current content"]),
-    ("seldon-model-missing-object", workload("Model", {"storageUri": "s3://models/nothing/here"}),
-     False, ["no object exists"]),
-    ("seldondeployment-approved-graph",
-     seldon_deployment({"name": "router", "implementation": "SKLEARN_SERVER", "modelUri": "models:/fraud/1",
-                        "children": [{"name": "m", "implementation": "SKLEARN_SERVER",
-                                      "modelUri": "s3://models/team/fraud/"}]}), True, []),
-    ("seldondeployment-forged-grandchild",
-     seldon_deployment({"name": "a", "modelUri": "models:/fraud/1",
-                        "children": [{"name": "b", "children": [{"name": "c", "modelUri": "models:/fraud/4"}]}]}),
-     False, ["spec.predictors[0].graph.children[0].children[0].modelUri", "without a valid signature"]),
-    ("deployment-annotated-unscanned",
-     workload("Deployment", {"replicas": 1, "selector": {"matchLabels": {"app": "fraud"}},
-                             "template": pod_template({"mlgate.io/model": "models:/fraud/3"})}),
-     False, ["spec.template.metadata.annotations[mlgate.io/model]", "not been scanned"]),
-    ("deployment-annotated-approved",
-     workload("Deployment", {"replicas": 1, "selector": {"matchLabels": {"app": "fraud"}},
-                             "template": pod_template()}, annotations={"mlgate.io/model": "models:/fraud/1"}),
-     True, []),
-    ("deployment-not-annotated",
-     workload("Deployment", {"replicas": 1, "selector": {"matchLabels": {"app": "x"}}, "template": pod_template()}),
-     True, []),
-    ("statefulset-annotated-two-models",
-     workload("StatefulSet", {"serviceName": "fraud", "selector": {"matchLabels": {"app": "fraud"}},
-                              "template": pod_template({"mlgate.io/model": "s3://models/single/model.pkl, models:/fraud/2"})}),
-     False, ["models:/fraud/2", "quarantined"]),
+    (
+        "isvc-model-quarantined",
+        isvc({"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "models:/fraud/2"}}),
+        False,
+        ["models:/fraud/2", "spec.predictor.model.storageUri", "quarantined", "MLG-PKL-001"],
+    ),
+    (
+        "isvc-tensorflow-unscanned-s3",
+        isvc({"tensorflow": {"storageUri": "s3://models/raw/x.pkl"}}),
+        False,
+        ["s3://models/raw/x.pkl", "spec.predictor.tensorflow.storageUri", "not been scanned"],
+    ),
+    (
+        "isvc-storage-spec-approved-prefix",
+        isvc({"model": {"modelFormat": {"name": "sklearn"}, "storage": {"key": "localMinIO", "path": "team/fraud/"}}}),
+        True,
+        [],
+    ),
+    (
+        "isvc-storage-spec-unknown-key",
+        isvc({"model": {"modelFormat": {"name": "sklearn"}, "storage": {"key": "elsewhere", "path": "team/fraud/"}}}),
+        False,
+        ["spec.predictor.model.storage.path", "'elsewhere'", "storage_buckets"],
+    ),
+    (
+        "isvc-raw-prefix-includes-sibling-folder",
+        isvc({"xgboost": {"storageUri": "s3://models/team/fraud"}}),
+        False,
+        ["s3://models/team/fraud", "1 of 3 objects", "team/fraud-old/evil.pkl", "quarantined"],
+    ),
+    (
+        "isvc-transformer-env-storage-uri",
+        isvc(
+            {"sklearn": {"storageUri": "models:/fraud/1"}},
+            transformer={
+                "containers": [
+                    {"name": "t", "image": "t:1", "env": [{"name": "STORAGE_URI", "value": "models:/fraud/3"}]}
+                ]
+            },
+        ),
+        False,
+        ["models:/fraud/3", "spec.transformer.containers[0].env[0]", "not been scanned"],
+    ),
+    (
+        "isvc-forged-verdict",
+        isvc({"pytorch": {"storageUri": "models:/fraud/4"}}),
+        False,
+        ["models:/fraud/4", "without a valid signature"],
+    ),
+    (
+        "isvc-unsigned-verdict",
+        isvc({"onnx": {"storageUri": "models:/fraud/5"}}),
+        False,
+        ["models:/fraud/5", "without a valid signature"],
+    ),
+    (
+        "isvc-gcs-unverifiable",
+        isvc({"sklearn": {"storageUri": "gs://bucket/model"}}),
+        False,
+        ["gs://bucket/model", "cannot be verified"],
+    ),
+    (
+        "seldon-model-approved-object",
+        workload("Model", {"storageUri": "s3://models/single/model.pkl", "requirements": ["sklearn"]}),
+        True,
+        [],
+    ),
+    (
+        "seldon-model-alias",
+        workload("Model", {"storageUri": "models:/fraud@champion"}),
+        False,
+        ["models:/fraud@champion", "spec.storageUri", "alias @champion", "pin a version"],
+    ),
+    (
+        "seldon-model-stage",
+        workload("Model", {"storageUri": "models:/fraud/Production"}),
+        False,
+        ["models:/fraud/Production", "pin a version"],
+    ),
+    (
+        "seldon-model-mixed-prefix",
+        workload("Model", {"storageUri": "s3://models/mixed/"}),
+        False,
+        ["1 of 2 objects", "mixed/evil.pkl"],
+    ),
+    (
+        "seldon-model-s3-forged-tags",
+        workload("Model", {"storageUri": "s3://models/forged/model.pkl"}),
+        False,
+        ["without a valid signature for its current content"],
+    ),
+    (
+        "seldon-model-s3-tags-copied-from-approved-object",
+        workload("Model", {"storageUri": "s3://models/copied/model.pkl"}),
+        False,
+        ["without a valid signature for its current content"],
+    ),
+    (
+        "seldon-model-s3-object-replaced-after-scan",
+        workload("Model", {"storageUri": "s3://models/changed/model.pkl"}),
+        False,
+        ["without a valid signature for its current content"],
+    ),
+    (
+        "seldon-model-missing-object",
+        workload("Model", {"storageUri": "s3://models/nothing/here"}),
+        False,
+        ["no object exists"],
+    ),
+    (
+        "seldondeployment-approved-graph",
+        seldon_deployment(
+            {
+                "name": "router",
+                "implementation": "SKLEARN_SERVER",
+                "modelUri": "models:/fraud/1",
+                "children": [{"name": "m", "implementation": "SKLEARN_SERVER", "modelUri": "s3://models/team/fraud/"}],
+            }
+        ),
+        True,
+        [],
+    ),
+    (
+        "seldondeployment-forged-grandchild",
+        seldon_deployment(
+            {
+                "name": "a",
+                "modelUri": "models:/fraud/1",
+                "children": [{"name": "b", "children": [{"name": "c", "modelUri": "models:/fraud/4"}]}],
+            }
+        ),
+        False,
+        ["spec.predictors[0].graph.children[0].children[0].modelUri", "without a valid signature"],
+    ),
+    (
+        "deployment-annotated-unscanned",
+        workload(
+            "Deployment",
+            {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "fraud"}},
+                "template": pod_template({"mlgate.io/model": "models:/fraud/3"}),
+            },
+        ),
+        False,
+        ["spec.template.metadata.annotations[mlgate.io/model]", "not been scanned"],
+    ),
+    (
+        "deployment-annotated-approved",
+        workload(
+            "Deployment",
+            {"replicas": 1, "selector": {"matchLabels": {"app": "fraud"}}, "template": pod_template()},
+            annotations={"mlgate.io/model": "models:/fraud/1"},
+        ),
+        True,
+        [],
+    ),
+    (
+        "deployment-not-annotated",
+        workload("Deployment", {"replicas": 1, "selector": {"matchLabels": {"app": "x"}}, "template": pod_template()}),
+        True,
+        [],
+    ),
+    (
+        "statefulset-annotated-two-models",
+        workload(
+            "StatefulSet",
+            {
+                "serviceName": "fraud",
+                "selector": {"matchLabels": {"app": "fraud"}},
+                "template": pod_template({"mlgate.io/model": "s3://models/single/model.pkl, models:/fraud/2"}),
+            },
+        ),
+        False,
+        ["models:/fraud/2", "quarantined"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("obj", "allowed", "phrases"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_each_workload_kind_gets_the_right_answer(server: HttpServer, tls_files: dict, obj: dict,
-                                                  allowed: bool, phrases: list[str]) -> None:
+def test_each_workload_kind_gets_the_right_answer(
+    server: HttpServer, tls_files: dict, obj: dict, allowed: bool, phrases: list[str]
+) -> None:
     response = decide(server, tls_files, obj)
     assert response["allowed"] is allowed, response
     if allowed:
@@ -170,8 +284,7 @@ def test_each_workload_kind_gets_the_right_answer(server: HttpServer, tls_files:
 
 
 def test_only_the_offending_references_are_named(server: HttpServer, tls_files: dict) -> None:
-    obj = isvc({"sklearn": {"storageUri": "models:/fraud/1"}},
-               explainer={"art": {"storageUri": "models:/fraud/2"}})
+    obj = isvc({"sklearn": {"storageUri": "models:/fraud/1"}}, explainer={"art": {"storageUri": "models:/fraud/2"}})
     message = decide(server, tls_files, obj)["status"]["message"]
     assert "models:/fraud/2 (spec.explainer.art.storageUri)" in message
     assert "models:/fraud/1" not in message
@@ -196,10 +309,18 @@ def test_a_quarantined_workload_can_always_be_removed(server: HttpServer, tls_fi
 MALFORMED = [
     ("not-json", b"{this is not json"),
     ("json-array", b"[]"),
-    ("v1beta1-review", json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
-                                   "request": {"uid": "u1"}}).encode()),
-    ("no-uid", json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "request": {"operation": "CREATE"}}).encode()),
+    (
+        "v1beta1-review",
+        json.dumps(
+            {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "u1"}}
+        ).encode(),
+    ),
+    (
+        "no-uid",
+        json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"operation": "CREATE"}}
+        ).encode(),
+    ),
 ]
 
 
@@ -333,8 +454,9 @@ def silent_backend() -> str:
     listener.close()
 
 
-def test_a_hung_registry_is_denied_within_the_budget(tls_files: dict, silent_backend: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_registry_is_denied_within_the_budget(
+    tls_files: dict, silent_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -372,7 +494,7 @@ def test_an_unreachable_registry_fails_closed(tls_files: dict, monkeypatch: pyte
 
 def test_review_never_raises_and_fails_closed(lookup: RegistryVerdicts) -> None:
     """Even a broken configuration (here: no policy object) answers, and answers no."""
-    from mlgate.controller.admission import review
+    from mlgate.controller.admission.review import review
 
     request = admission_review(isvc({"sklearn": {"storageUri": "models:/fraud/1"}}))
     reply = review(json.dumps(request).encode(), lookup, policy=None)  # type: ignore[arg-type]

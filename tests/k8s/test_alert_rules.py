@@ -56,8 +56,16 @@ def test_promtool_checks_the_rules(promtool: str, rules_file: Path) -> None:
 
 def test_every_alert_has_severity_and_explanation(rules_file: Path) -> None:
     rules = _rules(rules_file)
-    assert set(rules) == {"MlgateModelQuarantined", "MlgateScanErrors", "MlgateSyncStale", "MlgateNoLeader",
-                          "MlgateSplitBrain", "MlgateScanBacklogGrowing", "MlgateAdmissionDenied", "MlgateWebhookDown"}
+    assert set(rules) == {
+        "MlgateModelQuarantined",
+        "MlgateScanErrors",
+        "MlgateSyncStale",
+        "MlgateNoLeader",
+        "MlgateSplitBrain",
+        "MlgateScanBacklogGrowing",
+        "MlgateAdmissionDenied",
+        "MlgateWebhookDown",
+    }
     for rule in rules.values():
         assert rule["labels"]["severity"] in {"critical", "warning"}
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
@@ -72,62 +80,106 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 # alert -> (input series, eval time, expected labels of firing alerts (beyond alertname/severity))
 FIRING: dict[str, tuple[list[dict[str, str]], str, list[dict[str, str]]]] = {
     # A quarantined model pages within minutes, per source.
-    "MlgateModelQuarantined": ([_series("mlgate_scans_total", {"source": "mlflow", "verdict": "quarantined"},
-                                        "0 0 1 1 1"),
-                                _series("mlgate_scans_total", {"source": "s3", "verdict": "approved"}, "0+1x5")],
-                               "3m", [{"source": "mlflow"}]),
+    "MlgateModelQuarantined": (
+        [
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "quarantined"}, "0 0 1 1 1"),
+            _series("mlgate_scans_total", {"source": "s3", "verdict": "approved"}, "0+1x5"),
+        ],
+        "3m",
+        [{"source": "mlflow"}],
+    ),
     # Half the scans error for 20 minutes.
-    "MlgateScanErrors": ([_series("mlgate_scans_total", {"source": "mlflow", "verdict": "error"}, "0+5x40"),
-                          _series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+5x40")],
-                         "25m", [{}]),
+    "MlgateScanErrors": (
+        [
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "error"}, "0+5x40"),
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+5x40"),
+        ],
+        "25m",
+        [{}],
+    ),
     # The last sync happened at t=0 and never again.
-    "MlgateSyncStale": ([_series("mlgate_last_successful_sync_timestamp_seconds", {"source": "s3"}, "0x40")],
-                        "25m", [{"source": "s3"}]),
+    "MlgateSyncStale": (
+        [_series("mlgate_last_successful_sync_timestamp_seconds", {"source": "s3"}, "0x40")],
+        "25m",
+        [{"source": "s3"}],
+    ),
     # Both replicas follow, nobody leads.
-    "MlgateNoLeader": ([_series("mlgate_leader", {"pod": "a"}, "0x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
-                       "7m", [{}]),
+    "MlgateNoLeader": (
+        [_series("mlgate_leader", {"pod": "a"}, "0x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
+        "7m",
+        [{}],
+    ),
     # Both replicas believe they lead.
-    "MlgateSplitBrain": ([_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "1x10")],
-                         "5m", [{}]),
+    "MlgateSplitBrain": (
+        [_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "1x10")],
+        "5m",
+        [{}],
+    ),
     # The queue grows by 10 a minute for an hour.
     "MlgateScanBacklogGrowing": ([_series("mlgate_queue_depth", {"pod": "a"}, "0+10x60")], "55m", [{}]),
     # Someone tried to serve an unapproved model.
-    "MlgateAdmissionDenied": ([_series("mlgate_admission_requests_total", {"kind": "InferenceService",
-                                                                           "allowed": "false"}, "0 1 1 1"),
-                               _series("mlgate_admission_requests_total", {"kind": "Deployment",
-                                                                           "allowed": "true"}, "0+3x3")],
-                              "2m", [{"kind": "InferenceService"}]),
+    "MlgateAdmissionDenied": (
+        [
+            _series("mlgate_admission_requests_total", {"kind": "InferenceService", "allowed": "false"}, "0 1 1 1"),
+            _series("mlgate_admission_requests_total", {"kind": "Deployment", "allowed": "true"}, "0+3x3"),
+        ],
+        "2m",
+        [{"kind": "InferenceService"}],
+    ),
     # Both webhook replicas are down.
-    "MlgateWebhookDown": ([_series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "a"}, "0x10"),
-                           _series("up", {"service": SERVICE, "endpoint": "http", "pod": "a"}, "1x10")],
-                          "7m", [{}]),
+    "MlgateWebhookDown": (
+        [
+            _series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "a"}, "0x10"),
+            _series("up", {"service": SERVICE, "endpoint": "http", "pod": "a"}, "1x10"),
+        ],
+        "7m",
+        [{}],
+    ),
 }
 
 # alert -> (input series, eval time): the healthy look-alike must not fire.
 QUIET: dict[str, tuple[list[dict[str, str]], str]] = {
-    "MlgateModelQuarantined": ([_series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+1x30"),
-                                _series("mlgate_scans_total", {"source": "mlflow", "verdict": "quarantined"},
-                                        "0 1 1x30")], "20m"),  # an old quarantine no longer pages
-    "MlgateScanErrors": ([_series("mlgate_scans_total", {"source": "mlflow", "verdict": "error"}, "0+1x40"),
-                          _series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+50x40")], "25m"),
+    "MlgateModelQuarantined": (
+        [
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+1x30"),
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "quarantined"}, "0 1 1x30"),
+        ],
+        "20m",
+    ),  # an old quarantine no longer pages
+    "MlgateScanErrors": (
+        [
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "error"}, "0+1x40"),
+            _series("mlgate_scans_total", {"source": "mlflow", "verdict": "approved"}, "0+50x40"),
+        ],
+        "25m",
+    ),
     "MlgateSyncStale": ([_series("mlgate_last_successful_sync_timestamp_seconds", {"source": "s3"}, "0+60x40")], "25m"),
-    "MlgateNoLeader": ([_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
-                       "7m"),
-    "MlgateSplitBrain": ([_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
-                         "7m"),
+    "MlgateNoLeader": (
+        [_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
+        "7m",
+    ),
+    "MlgateSplitBrain": (
+        [_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
+        "7m",
+    ),
     "MlgateScanBacklogGrowing": ([_series("mlgate_queue_depth", {"pod": "a"}, "600-10x60")], "55m"),  # draining
-    "MlgateAdmissionDenied": ([_series("mlgate_admission_requests_total", {"kind": "InferenceService",
-                                                                           "allowed": "true"}, "0+3x10")], "5m"),
-    "MlgateWebhookDown": ([_series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "a"}, "0x10"),
-                           _series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "b"}, "1x10")],
-                          "7m"),
+    "MlgateAdmissionDenied": (
+        [_series("mlgate_admission_requests_total", {"kind": "InferenceService", "allowed": "true"}, "0+3x10")],
+        "5m",
+    ),
+    "MlgateWebhookDown": (
+        [
+            _series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "a"}, "0x10"),
+            _series("up", {"service": SERVICE, "endpoint": "admission-metrics", "pod": "b"}, "1x10"),
+        ],
+        "7m",
+    ),
 }
 
 
 def _annotations(rule: dict[str, Any], labels: dict[str, str]) -> dict[str, str]:
     """The rule's annotations with ``{{ $labels.x }}`` filled in, as Prometheus will render them."""
-    return {k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], v)
-            for k, v in rule["annotations"].items()}
+    return {k: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m[1]], v) for k, v in rule["annotations"].items()}
 
 
 def test_promtool_unit_tests_every_alert(promtool: str, rules_file: Path, tmp_path: Path) -> None:
@@ -136,24 +188,56 @@ def test_promtool_unit_tests_every_alert(promtool: str, rules_file: Path, tmp_pa
     tests = []
     for alert, (series, at, expected) in FIRING.items():
         severity = rules[alert]["labels"]["severity"]
-        exp = [{"exp_labels": {**labels, "severity": severity}, "exp_annotations": _annotations(rules[alert], labels)}
-               for labels in expected]
-        tests.append({"interval": "1m", "input_series": series,
-                      "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": exp}]})
+        exp = [
+            {"exp_labels": {**labels, "severity": severity}, "exp_annotations": _annotations(rules[alert], labels)}
+            for labels in expected
+        ]
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": exp}],
+            }
+        )
     for alert, (series, at) in QUIET.items():
-        tests.append({"interval": "1m", "input_series": series,
-                      "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": []}]})
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": []}],
+            }
+        )
     # "for:" matters: the scan-error alert is still pending 10 minutes in.
-    tests.append({"interval": "1m", "input_series": FIRING["MlgateScanErrors"][0],
-                  "alert_rule_test": [{"eval_time": "10m", "alertname": "MlgateScanErrors", "exp_alerts": []}]})
+    tests.append(
+        {
+            "interval": "1m",
+            "input_series": FIRING["MlgateScanErrors"][0],
+            "alert_rule_test": [{"eval_time": "10m", "alertname": "MlgateScanErrors", "exp_alerts": []}],
+        }
+    )
     # With no leader metric at all (every controller pod gone) the alert still fires.
-    tests.append({"interval": "1m", "input_series": [_series("mlgate_queue_depth", {"pod": "a"}, "0x10")],
-                  "alert_rule_test": [{"eval_time": "7m", "alertname": "MlgateNoLeader",
-                                       "exp_alerts": [{"exp_labels": {"severity": "critical"},
-                                                       "exp_annotations": _annotations(rules["MlgateNoLeader"], {})}]}]})
+    tests.append(
+        {
+            "interval": "1m",
+            "input_series": [_series("mlgate_queue_depth", {"pod": "a"}, "0x10")],
+            "alert_rule_test": [
+                {
+                    "eval_time": "7m",
+                    "alertname": "MlgateNoLeader",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical"},
+                            "exp_annotations": _annotations(rules["MlgateNoLeader"], {}),
+                        }
+                    ],
+                }
+            ],
+        }
+    )
     test_file = tmp_path / "mlgate-rules-test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m", "tests": tests}, sort_keys=False)
+    )
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
@@ -162,10 +246,11 @@ def test_promtool_unit_tests_every_alert(promtool: str, rules_file: Path, tmp_pa
 def test_promtool_accepts_our_metrics_exposition(promtool: str) -> None:
     from prometheus_client import generate_latest
 
-    from mlgate.controller.metrics import ADMISSION_REQUESTS, LEADER, REGISTRY
+    from mlgate.controller.runtime.metrics import ADMISSION_REQUESTS, LEADER, REGISTRY
 
     ADMISSION_REQUESTS.labels(kind="Model", allowed="false").inc(0)
     LEADER.set(0)
-    result = subprocess.run([promtool, "check", "metrics"], input=generate_latest(REGISTRY), capture_output=True,
-                            timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=generate_latest(REGISTRY), capture_output=True, timeout=60
+    )
     assert result.returncode == 0, (result.stdout + result.stderr).decode()

@@ -22,9 +22,9 @@ from cryptography import x509
 from k8s_helpers import CHART_DIR, FULL_VALUES, find, render_chart
 
 from mlgate.analyzers.core.policy import load_policy
-from mlgate.controller.admission import load_admission_policy
-from mlgate.controller.admission_server import VALIDATE_PATH, AdmissionWebhook, serve
-from mlgate.controller.model_refs import MODEL_ANNOTATION, POD_TEMPLATE_PATHS
+from mlgate.controller.admission.model_refs import MODEL_ANNOTATION, POD_TEMPLATE_PATHS
+from mlgate.controller.admission.review import load_admission_policy
+from mlgate.controller.admission.server import VALIDATE_PATH, AdmissionWebhook, serve
 
 OLDEST = "1.30.0"
 NEWEST = kubernetes_validate.utils.latest_version()  # 1.37.0 with kubernetes-validate 1.37
@@ -84,15 +84,18 @@ def test_helm_lint_strict_is_clean() -> None:
         assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
-@pytest.mark.parametrize(("values", "path"), [
-    ({"replicaCount": 0}, "replicaCount"),
-    ({"admission": {"failurePolicy": "Sometimes"}}, "failurePolicy"),
-    ({"admission": {"timeoutSeconds": 31}}, "timeoutSeconds"),
-    ({"image": {"digest": "latest"}}, "digest"),
-    ({"replicas": 3}, "replicas"),  # a typo of replicaCount
-    ({"signingKey": {"existingSecret": ""}}, "existingSecret"),
-    ({"scanPolicy": {"verdict": {"quarantine_at": "severe"}}}, "quarantine_at"),
-])
+@pytest.mark.parametrize(
+    ("values", "path"),
+    [
+        ({"replicaCount": 0}, "replicaCount"),
+        ({"admission": {"failurePolicy": "Sometimes"}}, "failurePolicy"),
+        ({"admission": {"timeoutSeconds": 31}}, "timeoutSeconds"),
+        ({"image": {"digest": "latest"}}, "digest"),
+        ({"replicas": 3}, "replicas"),  # a typo of replicaCount
+        ({"signingKey": {"existingSecret": ""}}, "existingSecret"),
+        ({"scanPolicy": {"verdict": {"quarantine_at": "severe"}}}, "quarantine_at"),
+    ],
+)
 def test_schema_rejects_bad_values(values: dict, path: str) -> None:
     with pytest.raises(helm_python.HelmValuesError, match=path):
         render_chart(values)
@@ -110,8 +113,10 @@ def test_pods_are_hardened_and_redundant(default: tuple[list[dict], str]) -> Non
     context = pod["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] > 0 and context["runAsGroup"] > 0
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {"topology.kubernetes.io/zone",
-                                                                           "kubernetes.io/hostname"}
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
     assert {c["name"] for c in pod["containers"]} == {"controller", "admission"}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["tmp"]
@@ -121,7 +126,8 @@ def test_pods_are_hardened_and_redundant(default: tuple[list[dict], str]) -> Non
     with_token = {c["name"] for c in pod["containers"] if token_path in {m["mountPath"] for m in c["volumeMounts"]}}
     assert with_token == {"controller"}
     assert {"serviceAccountToken", "configMap", "downwardAPI"} == {
-        k for source in volumes["kube-api-access"]["projected"]["sources"] for k in source}
+        k for source in volumes["kube-api-access"]["projected"]["sources"] for k in source
+    }
     for container in pod["containers"]:
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] is True
@@ -134,11 +140,16 @@ def test_pods_are_hardened_and_redundant(default: tuple[list[dict], str]) -> Non
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["image"] == "ghcr.io/mlgate/mlgate:0.1.0"
         for env in container["env"]:  # secrets only by reference, never inline
-            assert "value" not in env or not re.search(r"(?i)secret|password|token|key$", env["name"]) or \
-                env["name"] == "MLGATE_SIGNING_KEY_FILE"
+            assert (
+                "value" not in env
+                or not re.search(r"(?i)secret|password|token|key$", env["name"])
+                or env["name"] == "MLGATE_SIGNING_KEY_FILE"
+            )
     pdb = find(docs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_secrets_are_referenced_not_embedded(full: tuple[list[dict], str]) -> None:
@@ -165,7 +176,9 @@ def test_rbac_is_limited_to_leases_and_events_in_its_namespace(default: tuple[li
         assert "*" not in rule["verbs"] and "*" not in rule["apiGroups"]
         assert not {"delete", "list", "watch"} & set(rule["verbs"])
     named = next(r for r in role["rules"] if r.get("resourceNames"))
-    env = {e["name"]: e.get("value") for e in find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value") for e in find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert named["resourceNames"] == [env["MLGATE_LEASE_NAME"]]
     binding = find(docs, "RoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlgate", "namespace": "mlgate"}]
@@ -176,8 +189,11 @@ def test_service_and_network_policy_match_the_container_ports(full: tuple[list[d
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     container_ports = {p["name"] for c in pod["containers"] for p in c["ports"]}
     service = find(docs, "Service")
-    assert {p["targetPort"] for p in service["spec"]["ports"]} == container_ports == {"http", "webhook",
-                                                                                       "admission-metrics"}
+    assert (
+        {p["targetPort"] for p in service["spec"]["ports"]}
+        == container_ports
+        == {"http", "webhook", "admission-metrics"}
+    )
     policy = find(docs, "NetworkPolicy")
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert ingress_ports == container_ports
@@ -208,18 +224,29 @@ def test_webhook_fails_closed_quickly_and_skips_its_own_namespace(full: tuple[li
         [expression] = hook["namespaceSelector"]["matchExpressions"]
         assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
         assert set(expression["values"]) == {"ml-security", "kube-system", "monitoring"}
-        assert hook["clientConfig"]["service"] == {"name": service["metadata"]["name"], "namespace": "ml-security",
-                                                   "path": VALIDATE_PATH, "port": webhook_port}
+        assert hook["clientConfig"]["service"] == {
+            "name": service["metadata"]["name"],
+            "namespace": "ml-security",
+            "path": VALIDATE_PATH,
+            "port": webhook_port,
+        }
         for rule in hook["rules"]:
             assert set(rule["operations"]) == {"CREATE", "UPDATE"}
 
 
 def test_webhook_rules_cover_exactly_the_kinds_the_handler_understands(default: tuple[list[dict], str]) -> None:
     hooks = {h["name"]: h for h in _webhooks(default[0])}
-    routed = {(g, r) for h in hooks.values() for rule in h["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert routed == {("serving.kserve.io", "inferenceservices"), ("serving.kserve.io", "trainedmodels"),
-                      ("mlops.seldon.io", "models"), ("machinelearning.seldon.io", "seldondeployments"),
-                      ("apps", "deployments"), ("apps", "statefulsets")}
+    routed = {
+        (g, r) for h in hooks.values() for rule in h["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert routed == {
+        ("serving.kserve.io", "inferenceservices"),
+        ("serving.kserve.io", "trainedmodels"),
+        ("mlops.seldon.io", "models"),
+        ("machinelearning.seldon.io", "seldondeployments"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+    }
     assert {("apps", "Deployment"), ("apps", "StatefulSet")} <= set(POD_TEMPLATE_PATHS)
     workloads = hooks["workloads.models.mlgate.io"]
     [condition] = workloads["matchConditions"]
@@ -232,8 +259,9 @@ def test_chart_generated_certificate_serves_the_webhook(default: tuple[list[dict
     docs, _ = default
     secret = find(docs, "Secret", "mlgate-webhook-tls")
     assert secret["type"] == "kubernetes.io/tls"
-    mounted = next(v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
-                   if v["name"] == "webhook-tls")
+    mounted = next(
+        v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "webhook-tls"
+    )
     assert mounted["secret"]["secretName"] == "mlgate-webhook-tls"
     bundles = {h["clientConfig"]["caBundle"] for h in _webhooks(docs)}
     assert bundles == {secret["data"]["ca.crt"]}
@@ -242,7 +270,9 @@ def test_chart_generated_certificate_serves_the_webhook(default: tuple[list[dict
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert "mlgate.mlgate.svc" in sans
-    server = serve("127.0.0.1", 0, tmp_path / "tls.crt", tmp_path / "tls.key", AdmissionWebhook(lookup=None, policy=None))
+    server = serve(
+        "127.0.0.1", 0, tmp_path / "tls.crt", tmp_path / "tls.key", AdmissionWebhook(lookup=None, policy=None)
+    )
     try:
         client = ssl.create_default_context(cadata=base64.b64decode(next(iter(bundles))).decode())
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
@@ -260,8 +290,9 @@ def test_cert_manager_mode_injects_the_ca_into_the_webhook(full: tuple[list[dict
     certificate = find(docs, "Certificate", certificate_name)
     assert namespace == certificate["metadata"]["namespace"] == "ml-security"
     assert "gate-mlgate.ml-security.svc" in certificate["spec"]["dnsNames"]
-    mounted = next(v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
-                   if v["name"] == "webhook-tls")
+    mounted = next(
+        v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "webhook-tls"
+    )
     assert certificate["spec"]["secretName"] == mounted["secret"]["secretName"]
     issuer = find(docs, "Issuer", certificate["spec"]["issuerRef"]["name"])
     ca = find(docs, "Certificate", issuer["spec"]["ca"]["secretName"].replace("-webhook-ca", "-ca"))
@@ -296,8 +327,8 @@ def _container(docs: list[dict], name: str) -> dict:
 
 def test_containers_start_with_what_their_commands_accept(full: tuple[list[dict], str], tmp_path: Path) -> None:
     """The rendered args parse with mlgate's CLI, and controller.yaml + env load with the controller's loader."""
-    from mlgate.controller.cli import build_parser
-    from mlgate.controller.config import load_config
+    from mlgate.controller.cli.main import build_parser
+    from mlgate.controller.config.settings import load_config
 
     docs, _ = full
     parser = build_parser()
@@ -335,7 +366,7 @@ def _metric_names(expression: str) -> set[str]:
 
 
 def test_dashboard_and_alerts_only_use_declared_metrics(full: tuple[list[dict], str]) -> None:
-    from mlgate.controller.metrics import REGISTRY
+    from mlgate.controller.runtime.metrics import REGISTRY
 
     declared = {metric.name for metric in REGISTRY.collect()}
     dashboard = json.loads(find(full[0], "ConfigMap", "gate-mlgate-dashboard")["data"]["mlgate.json"])
@@ -345,14 +376,27 @@ def test_dashboard_and_alerts_only_use_declared_metrics(full: tuple[list[dict], 
     used = set().union(*(_metric_names(e) for e in expressions))
     assert used, "no metric names found"
     assert used <= declared, used - declared
-    assert {"mlgate_scans", "mlgate_leader", "mlgate_queue_depth", "mlgate_admission_requests",
-            "mlgate_last_successful_sync_timestamp_seconds"} <= used
+    assert {
+        "mlgate_scans",
+        "mlgate_leader",
+        "mlgate_queue_depth",
+        "mlgate_admission_requests",
+        "mlgate_last_successful_sync_timestamp_seconds",
+    } <= used
 
 
 def test_notes_tell_the_operator_what_to_check(default: tuple[list[dict], str]) -> None:
     _, notes = default
-    for phrase in ("get pods", "get lease mlgate", "caBundle", "--dry-run=server", "mlgate.io/model",
-                   "failurePolicy is Fail", "prometheusRule.enabled=true", "create secret generic mlgate-signing-key"):
+    for phrase in (
+        "get pods",
+        "get lease mlgate",
+        "caBundle",
+        "--dry-run=server",
+        "mlgate.io/model",
+        "failurePolicy is Fail",
+        "prometheusRule.enabled=true",
+        "create secret generic mlgate-signing-key",
+    ):
         assert phrase in notes, phrase
     _, single = render_chart({"replicaCount": 1, "admission": {"failurePolicy": "Ignore"}})
     assert "WARNING: replicaCount is 1" in single

@@ -136,8 +136,9 @@ def _excluded(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_the_context_to_what_the_build_copies() -> None:
-    patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (REPO / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     _, stages = _stages()
     copied = [rest.split()[0] for keyword, rest in stages[0] if keyword == "COPY" and "--from" not in rest]
     sources = [s for rest in (r for k, r in stages[0] if k == "COPY") for s in rest.split()[:-1]]
@@ -147,8 +148,14 @@ def test_dockerignore_keeps_the_context_to_what_the_build_copies() -> None:
         assert not _excluded(source, patterns), f"{source} is excluded from the build context"
         if (REPO / source).is_dir():
             assert not _excluded(f"{source}/core.py", patterns)
-    for path in (".git/config", "tests/conftest.py", "charts/mlgate/values.yaml", "bench/x.py",
-                 "controller/__pycache__/x.pyc", ".env"):
+    for path in (
+        ".git/config",
+        "tests/conftest.py",
+        "charts/mlgate/values.yaml",
+        "bench/x.py",
+        "controller/__pycache__/x.pyc",
+        ".env",
+    ):
         assert _excluded(path, patterns), path
 
 
@@ -181,19 +188,32 @@ def test_build_stage_installs_in_a_fresh_venv(tmp_path: Path) -> None:
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(origin, target / origin.name)
         elif keyword == "RUN":
-            result = subprocess.run(["bash", "-euo", "pipefail", "-c", rest], cwd=context, env=env,
-                                    capture_output=True, text=True, timeout=200)
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", rest],
+                cwd=context,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=200,
+            )
             assert result.returncode == 0, f"RUN {rest}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     elapsed = time.monotonic() - started
 
     python = venv / "bin" / "python"
     probe = subprocess.run(
-        [str(python), "-c",
-         "import importlib.metadata as m, importlib.util as u, json; "
-         "print(json.dumps({'mlgate': m.version('mlgate'), 'requires': m.requires('mlgate'), "
-         "'skinny': m.version('mlflow-skinny'), 'flask': u.find_spec('flask') is not None, "
-         "'pytest': u.find_spec('pytest') is not None}))"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, importlib.util as u, json; "
+            "print(json.dumps({'mlgate': m.version('mlgate'), 'requires': m.requires('mlgate'), "
+            "'skinny': m.version('mlflow-skinny'), 'flask': u.find_spec('flask') is not None, "
+            "'pytest': u.find_spec('pytest') is not None}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert probe.returncode == 0, probe.stderr
     facts = json.loads(probe.stdout)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -203,7 +223,12 @@ def test_build_stage_installs_in_a_fresh_venv(tmp_path: Path) -> None:
     assert facts["flask"] is False and facts["pytest"] is False  # no MLflow server, no test extras
     full = subprocess.run([str(venv / "bin" / "pip"), "show", "mlflow"], capture_output=True, timeout=60)
     assert full.returncode != 0, "the full mlflow package is installed"
-    helped = subprocess.run([str(venv / "bin" / "mlgate"), "admission-server", "--help"], capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    helped = subprocess.run(
+        [str(venv / "bin" / "mlgate"), "admission-server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert helped.returncode == 0 and "AdmissionReview" in helped.stdout
     print(f"build stage install took {elapsed:.0f} s")

@@ -11,7 +11,7 @@ import pytest
 
 from keras_tf.helpers import by, scan
 from mlgate.analyzers.core.references import RefKind
-from mlgate.analyzers.keras import walk_config
+from mlgate.analyzers.keras.config_walker import walk_config
 
 
 @pytest.mark.parametrize("name", ["benign_k3.keras", "benign_k3.h5", "benign_lookup.keras"])
@@ -26,7 +26,12 @@ def test_benign_keras_files_are_silent(name: str) -> None:
         ("inj_compile_gadget.keras", "MLG-KER-002", "config.json:compile_config/loss", "critical"),
         ("inj_enable_unsafe.keras", "MLG-KER-003", "config.json:config/layers/head/config/activation", "critical"),
         ("inj_get_file.keras", "MLG-KER-003", "config.json:config/layers/head/config/kernel_initializer", "critical"),
-        ("inj_stringlookup_path.keras", "MLG-KER-008", "config.json:config/layers/lookup/config/vocabulary", "critical"),
+        (
+            "inj_stringlookup_path.keras",
+            "MLG-KER-008",
+            "config.json:config/layers/lookup/config/vocabulary",
+            "critical",
+        ),
         ("inj_tfsmlayer.keras", "MLG-KER-007", "config.json:config/layers/remote/config/filepath", "high"),
         ("inj_torchwrapper.keras", "MLG-KER-006", "config.json:config/layers/torch", "critical"),
         ("inj_layer_name.keras", "MLG-KER-011", "config.json:config/layers/../../../tmp/mlgate-canary/slip", "medium"),
@@ -102,12 +107,18 @@ def test_keras_builtins_and_dtype_policies_are_benign() -> None:
 
 
 def test_python_builtin_through_builtins_module_is_critical() -> None:
-    config = {"class_name": "Dense", "config": {"name": "d", "activation": {"module": "builtins", "class_name": "function", "config": "exec"}}}
+    config = {
+        "class_name": "Dense",
+        "config": {"name": "d", "activation": {"module": "builtins", "class_name": "function", "config": "exec"}},
+    }
     assert _rules(config) == [("MLG-KER-002", "critical")]
 
 
 def test_dangerous_module_class_is_critical_even_outside_lambda() -> None:
-    config = {"class_name": "Model", "config": {"layers": [{"module": "subprocess", "class_name": "Popen", "config": {}}]}}
+    config = {
+        "class_name": "Model",
+        "config": {"layers": [{"module": "subprocess", "class_name": "Popen", "config": {}}]},
+    }
     assert _rules(config) == [("MLG-KER-002", "critical")]
 
 
@@ -172,7 +183,7 @@ def test_a_zip_over_the_member_budget_is_refused_once_without_reading_its_direct
     assert not result.complete
     assert [(f.rule, f.analyzer) for f in result.findings] == [("MLG-CORE-002", "core")]
     # The member reader refuses from the end record's count (bench/archive_budgets.py shows the cost).
-    from mlgate.analyzers.archives import read_zip_entries
+    from mlgate.analyzers.archives.zip_and_streams import read_zip_entries
     from mlgate.analyzers.core.budget import BudgetExceeded
 
     with open(path, "rb") as stream:

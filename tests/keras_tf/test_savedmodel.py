@@ -50,7 +50,14 @@ def test_benign_controls_are_silent(model: str) -> None:
         ("evil_cond", "MLG-TF-002", r"cond_true_\d+/cond/WriteFile", "critical", SERVE, "evil_cond"),
         # Listing a sensitive directory and printing into a file:// stream.
         ("evil_print", "MLG-TF-003", r"__inference_serve_\d+/MatchingFiles", "critical", SERVE, "'/root/.ssh/*'"),
-        ("evil_print", "MLG-TF-004", r"__inference_serve_\d+/PrintV2", "high", SERVE, "file:///tmp/mlgate-canary/evil_print"),
+        (
+            "evil_print",
+            "MLG-TF-004",
+            r"__inference_serve_\d+/PrintV2",
+            "high",
+            SERVE,
+            "file:///tmp/mlgate-canary/evil_print",
+        ),
         # tf.data TFRecord writer.
         ("evil_tfrecord", "MLG-TF-002", r"__inference_serve_\d+/DatasetToTFRecord", "critical", SERVE, "evil_tfrecord"),
         # A resource initializer: runs inside tf.saved_model.load.
@@ -59,14 +66,42 @@ def test_benign_controls_are_silent(model: str) -> None:
         # The request chooses the file name: a read oracle for any API client.
         ("evil_input_path", "MLG-TF-001", r"__inference_serve_\d+/ReadFile", "high", SERVE, "request input 'name'"),
         # The malicious twin of the asset-fed vocabulary table.
-        ("evil_table_abs_path", "MLG-TF-001", r"__inference_serve_\d+/InitializeTableFromTextFileV2", "critical", SERVE, "'/etc/passwd'"),
+        (
+            "evil_table_abs_path",
+            "MLG-TF-001",
+            r"__inference_serve_\d+/InitializeTableFromTextFileV2",
+            "critical",
+            SERVE,
+            "'/etc/passwd'",
+        ),
         # Only callable from Python after loading (object-graph function).
-        ("evil_object_fn", "MLG-TF-001", r"__inference_steal_\d+/ReadFile", "critical", "runs only if called from Python as loaded.steal()", "'/etc/shadow'"),
+        (
+            "evil_object_fn",
+            "MLG-TF-001",
+            r"__inference_steal_\d+/ReadFile",
+            "critical",
+            "runs only if called from Python as loaded.steal()",
+            "'/etc/shadow'",
+        ),
         # PyFunc: the callable is not in the file: MEDIUM.
         ("evil_pyfunc", "MLG-TF-008", r"__inference_serve_\d+/EagerPyFunc", "medium", SERVE, "'pyfunc_0'"),
         # The hiding itself, and the file read inside the decoded hidden graph.
-        ("evil_dataset_from_graph", "MLG-TF-010", r"__inference_serve_\d+/DatasetFromGraph", "medium", SERVE, "serialized graph"),
-        ("evil_dataset_from_graph", "MLG-TF-001", r"__inference_serve_\d+/DatasetFromGraph!graph_def:__inference_Dataset_flat_map_read_one_file_\d+/TextLineDataset", "critical", SERVE, "'/etc/passwd'"),
+        (
+            "evil_dataset_from_graph",
+            "MLG-TF-010",
+            r"__inference_serve_\d+/DatasetFromGraph",
+            "medium",
+            SERVE,
+            "serialized graph",
+        ),
+        (
+            "evil_dataset_from_graph",
+            "MLG-TF-001",
+            r"__inference_serve_\d+/DatasetFromGraph!graph_def:__inference_Dataset_flat_map_read_one_file_\d+/TextLineDataset",
+            "critical",
+            SERVE,
+            "'/etc/passwd'",
+        ),
     ],
 )
 def test_malicious_op_is_located_graded_and_timed(model, rule, location, severity, phrase, detail) -> None:

@@ -30,6 +30,7 @@ from helpers_mlflow import SIGNING_KEY, WEBHOOK_SECRET, MlflowServer, free_port
 
 START_TIMEOUT = 120.0
 
+
 def _start_server(root: Path, name: str, app: str | None) -> MlflowServer:
     from cryptography.fernet import Fernet
 
@@ -37,18 +38,34 @@ def _start_server(root: Path, name: str, app: str | None) -> MlflowServer:
     home.mkdir()
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-        "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "MLFLOW_WEBHOOK_CACHE_TTL": "1",
-        "MLGATE_SIGNING_KEY": SIGNING_KEY,
-    })
+    env.update(
+        {
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+            "MLGATE_SIGNING_KEY": SIGNING_KEY,
+        }
+    )
     env.pop("MLGATE_CONTROLLER_TOKEN", None)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}", "--artifacts-destination", str(home / "artifacts")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+    ]
     if app:
         cmd += ["--app-name", app]
     log = home / "server.log"
@@ -114,17 +131,33 @@ def prefix() -> str:
 def make_controller(tmp_path, prefix):
     """Build and start in-process controllers against a server URL; all are stopped after the test."""
     from mlgate.analyzers.core.policy import Policy
-    from mlgate.controller.config import BackoffConfig, ControllerConfig, HttpConfig, MLflowConfig, WebhookConfig
-    from mlgate.controller.controller_command import build_controller
+    from mlgate.controller.cli.controller import build_controller
+    from mlgate.controller.config.settings import (
+        BackoffConfig,
+        ControllerConfig,
+        HttpConfig,
+        MLflowConfig,
+        WebhookConfig,
+    )
 
     started = []
 
     def make(url: str, start: bool = True, **mlflow_overrides):
-        mlflow = replace(MLflowConfig(tracking_uri=url, model_name_like=f"{prefix}%", poll_interval_seconds=0.5,
-                                      full_resync_seconds=2.0), **mlflow_overrides)
-        config = ControllerConfig(state_dir=str(tmp_path / "state"), signing_key=SIGNING_KEY, workers=2,
-                                  mlflow=mlflow, http=HttpConfig(port=0), webhook=WebhookConfig(secret=WEBHOOK_SECRET),
-                                  backoff=BackoffConfig(initial_seconds=0.2, max_seconds=1.0, max_scan_attempts=3))
+        mlflow = replace(
+            MLflowConfig(
+                tracking_uri=url, model_name_like=f"{prefix}%", poll_interval_seconds=0.5, full_resync_seconds=2.0
+            ),
+            **mlflow_overrides,
+        )
+        config = ControllerConfig(
+            state_dir=str(tmp_path / "state"),
+            signing_key=SIGNING_KEY,
+            workers=2,
+            mlflow=mlflow,
+            http=HttpConfig(port=0),
+            webhook=WebhookConfig(secret=WEBHOOK_SECRET),
+            backoff=BackoffConfig(initial_seconds=0.2, max_seconds=1.0, max_scan_attempts=3),
+        )
         controller = build_controller(config, SIGNING_KEY.encode(), Policy())
         started.append(controller)
         if start:
@@ -134,5 +167,3 @@ def make_controller(tmp_path, prefix):
     yield make
     for controller in started:
         controller.runtime.stop()
-
-

@@ -40,8 +40,9 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
         except Exception as exc:  # noqa: BLE001 - keep polling; report the last error on timeout
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}" + (f" (last error: {last_exc})"
-                                                                                 if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout:g} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 @dataclass
@@ -62,8 +63,6 @@ class MlflowServer:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
-
-
 
 
 def register(client, name: str, files: dict[str, bytes] | Path, tmp_path: Path) -> str:
@@ -90,29 +89,34 @@ def register(client, name: str, files: dict[str, bytes] | Path, tmp_path: Path) 
     return str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version)
 
 
-CLEAN_FILES = {"README.txt": b"A tiny model card.\nNothing to execute here.\n",
-               "weights.txt": b"0.25 0.5 0.75\n"}
+CLEAN_FILES = {"README.txt": b"A tiny model card.\nNothing to execute here.\n", "weights.txt": b"0.25 0.5 0.75\n"}
 
 
 def malicious_dir() -> Path:
     """The committed demo model whose pickle would touch the canary (built by tests/fixtures/demo)."""
-    from mlgate.controller.demo import demo_model_dir
+    from mlgate.controller.mlflow.demo import demo_model_dir
 
     return demo_model_dir("churn-pickle")
 
 
 def signed_tags(client, name: str, version: str) -> dict[str, str] | None:
     """The version's tags once they carry a verdict validly signed (test key) for this very version."""
-    from mlgate.controller.signing import verify_verdict
+    from mlgate.controller.verdicts.signing import verify_verdict
 
     tags = client.get_model_version(name, version).tags
-    ok = verify_verdict(SIGNING_KEY.encode(), name, version, tags.get("mlgate.digest", ""),
-                        tags.get("mlgate.verdict", ""), tags.get("mlgate.signature"))
+    ok = verify_verdict(
+        SIGNING_KEY.encode(),
+        name,
+        version,
+        tags.get("mlgate.digest", ""),
+        tags.get("mlgate.verdict", ""),
+        tags.get("mlgate.signature"),
+    )
     return tags if ok else None
 
 
 def metric(name: str, **labels: str) -> float:
-    from mlgate.controller.metrics import REGISTRY
+    from mlgate.controller.runtime.metrics import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
 

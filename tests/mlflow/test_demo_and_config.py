@@ -9,16 +9,22 @@ import time
 
 import pytest
 
-from mlgate.controller.config import ConfigError, load_config
-from mlgate.controller.runtime import WorkQueue
-from mlgate.controller.sources import PRIORITY_EVENT, PRIORITY_GATE, ScanRequest
+from mlgate.controller.config.settings import ConfigError, load_config
+from mlgate.controller.runtime.engine import WorkQueue
+from mlgate.controller.runtime.interface import PRIORITY_EVENT, PRIORITY_GATE, ScanRequest
 
 
 def _controller(home, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLGATE_"))}
     env.update({"MLGATE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"})
-    return subprocess.run([sys.executable, "-m", "mlgate.controller", "controller", *args], env=env, cwd=home.parent,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate.controller", "controller", *args],
+        env=env,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 @pytest.mark.integration
@@ -42,10 +48,18 @@ def test_demo_once_on_a_fresh_machine(tmp_path):
 
 def test_config_file_env_overrides_and_errors(tmp_path):
     path = tmp_path / "controller.yaml"
-    path.write_text("workers: 3\nmlflow:\n  tracking_uri: http://mlflow:5000\n  page_size: 100\n"
-                    "webhook:\n  max_skew_seconds: 60\n")
-    config = load_config(path, {"MLGATE_MLFLOW__PAGE_SIZE": "50", "MLGATE_SIGNING_KEY": "k" * 32,
-                                "MLFLOW_TRACKING_URI": "http://ignored:5000", "MLGATE_WEBHOOK_SECRET": "s"})
+    path.write_text(
+        "workers: 3\nmlflow:\n  tracking_uri: http://mlflow:5000\n  page_size: 100\nwebhook:\n  max_skew_seconds: 60\n"
+    )
+    config = load_config(
+        path,
+        {
+            "MLGATE_MLFLOW__PAGE_SIZE": "50",
+            "MLGATE_SIGNING_KEY": "k" * 32,
+            "MLFLOW_TRACKING_URI": "http://ignored:5000",
+            "MLGATE_WEBHOOK_SECRET": "s",
+        },
+    )
     assert (config.workers, config.mlflow.page_size, config.webhook.max_skew_seconds) == (3, 50, 60.0)
     assert config.tracking_uri == "http://mlflow:5000"  # the file wins over MLFLOW_TRACKING_URI
     assert config.webhook.secret == "s" and config.key() == b"k" * 32

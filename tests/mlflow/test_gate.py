@@ -9,17 +9,16 @@ import urllib.request
 import pytest
 from helpers_mlflow import CLEAN_FILES, SIGNING_KEY, malicious_dir, metric, register, signed_tags, wait_for
 
-from mlgate.controller.cli import main
+from mlgate.controller.cli.main import main
 
 pytestmark = pytest.mark.integration
 
 
-
-
 def _call(base: str, method: str, path: str, payload: dict) -> tuple[int, dict]:
     """A plain REST call as any MLflow user would make it (no controller token)."""
-    request = urllib.request.Request(f"{base}{path}", data=json.dumps(payload).encode(), method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}{path}", data=json.dumps(payload).encode(), method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
@@ -35,8 +34,9 @@ def test_plugin_refuses_promotion_of_unapproved_versions(gated_server, make_cont
     base = gated_server.url
 
     # Not scanned yet: no verdict, no promotion.
-    status, body = _call(base, "POST", "/api/2.0/mlflow/registered-models/alias",
-                         {"name": name, "alias": "champion", "version": good})
+    status, body = _call(
+        base, "POST", "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": good}
+    )
     assert status == 403
     assert body["error_code"] == "PERMISSION_DENIED"
     assert "no valid mlgate verdict" in body["message"]
@@ -44,43 +44,74 @@ def test_plugin_refuses_promotion_of_unapproved_versions(gated_server, make_cont
     # The controller authenticates to the plugin with its token and writes its verdicts.
     make_controller(gated_server.url)
     assert wait_for(lambda: signed_tags(client, name, good), what="clean verdict")["mlgate.verdict"] == "approved"
-    assert wait_for(lambda: signed_tags(client, name, evil), what="malicious verdict")["mlgate.verdict"] == "quarantined"
+    assert (
+        wait_for(lambda: signed_tags(client, name, evil), what="malicious verdict")["mlgate.verdict"] == "quarantined"
+    )
 
     for api in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
-        status, body = _call(base, "POST", f"{api}/registered-models/alias",
-                             {"name": name, "alias": "champion", "version": evil})
+        status, body = _call(
+            base, "POST", f"{api}/registered-models/alias", {"name": name, "alias": "champion", "version": evil}
+        )
         assert status == 403, api
         assert f"models:/{name}/{evil} is quarantined" in body["message"]
-        status, body = _call(base, "POST", f"{api}/model-versions/transition-stage",
-                             {"name": name, "version": evil, "stage": "Production",
-                              "archive_existing_versions": False})
+        status, body = _call(
+            base,
+            "POST",
+            f"{api}/model-versions/transition-stage",
+            {"name": name, "version": evil, "stage": "Production", "archive_existing_versions": False},
+        )
         assert status == 403, api
-        status, body = _call(base, "POST", f"{api}/model-versions/set-tag",
-                             {"name": name, "version": evil, "key": "mlgate.verdict", "value": "approved"})
+        status, body = _call(
+            base,
+            "POST",
+            f"{api}/model-versions/set-tag",
+            {"name": name, "version": evil, "key": "mlgate.verdict", "value": "approved"},
+        )
         assert status == 403, api
         assert "reserved for the mlgate controller" in body["message"]
-        status, _ = _call(base, "DELETE", f"{api}/model-versions/delete-tag",
-                          {"name": name, "version": evil, "key": "mlgate.signature"})
+        status, _ = _call(
+            base,
+            "DELETE",
+            f"{api}/model-versions/delete-tag",
+            {"name": name, "version": evil, "key": "mlgate.signature"},
+        )
         assert status == 403, api
-        status, _ = _call(base, "POST", f"{api}/registered-models/set-tag",
-                          {"name": name, "key": "mlgate.alias.champion", "value": evil})
+        status, _ = _call(
+            base,
+            "POST",
+            f"{api}/registered-models/set-tag",
+            {"name": name, "key": "mlgate.alias.champion", "value": evil},
+        )
         assert status == 403, api
     assert client.get_registered_model(name).aliases == {}
     assert client.get_model_version(name, evil).tags["mlgate.verdict"] == "quarantined"
 
     # Approved versions and ordinary tags pass through.
-    status, _ = _call(base, "POST", "/api/2.0/mlflow/registered-models/alias",
-                      {"name": name, "alias": "champion", "version": good})
+    status, _ = _call(
+        base, "POST", "/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": good}
+    )
     assert status == 200
-    status, _ = _call(base, "POST", "/api/2.0/mlflow/model-versions/set-tag",
-                      {"name": name, "version": evil, "key": "team", "value": "fraud"})
+    status, _ = _call(
+        base,
+        "POST",
+        "/api/2.0/mlflow/model-versions/set-tag",
+        {"name": name, "version": evil, "key": "team", "value": "fraud"},
+    )
     assert status == 200
-    status, _ = _call(base, "POST", "/api/2.0/mlflow/model-versions/transition-stage",
-                      {"name": name, "version": evil, "stage": "Archived", "archive_existing_versions": False})
+    status, _ = _call(
+        base,
+        "POST",
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        {"name": name, "version": evil, "stage": "Archived", "archive_existing_versions": False},
+    )
     assert status == 200
     # Creating a version that carries verdict tags is refused too (a copied signature must not ride along).
-    status, body = _call(base, "POST", "/api/2.0/mlflow/model-versions/create",
-                         {"name": name, "source": "/tmp/nowhere", "tags": [{"key": "mlgate.verdict", "value": "x"}]})
+    status, body = _call(
+        base,
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        {"name": name, "source": "/tmp/nowhere", "tags": [{"key": "mlgate.verdict", "value": "x"}]},
+    )
     assert status == 403
     assert client.get_registered_model(name).aliases == {"champion": good}
 
@@ -100,13 +131,15 @@ def test_alias_reverted_without_the_plugin(plain_server, make_controller, prefix
     blocked = metric("mlgate_promotions_blocked_total", source="mlflow")
     client.set_registered_model_alias(name, "champion", evil)
     client.set_registered_model_alias(name, "canary", evil)
-    wait_for(lambda: client.get_registered_model(name).aliases == {"champion": good}, timeout=20,
-             what="champion moved back and canary deleted")
+    wait_for(
+        lambda: client.get_registered_model(name).aliases == {"champion": good},
+        timeout=20,
+        what="champion moved back and canary deleted",
+    )
     assert metric("mlgate_promotions_blocked_total", source="mlflow") - blocked == 2
 
     client.transition_model_version_stage(name, evil, "Production")
-    wait_for(lambda: client.get_model_version(name, evil).current_stage == "None", timeout=20,
-             what="stage reverted")
+    wait_for(lambda: client.get_model_version(name, evil).current_stage == "None", timeout=20, what="stage reverted")
     assert metric("mlgate_promotions_blocked_total", source="mlflow") - blocked == 3
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from helpers_mlflow import CLEAN_FILES, SIGNING_KEY, malicious_dir, metric, register, signed_tags, wait_for
 
-from mlgate.controller.signing import verify_verdict
+from mlgate.controller.verdicts.signing import verify_verdict
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +17,6 @@ KEY = SIGNING_KEY.encode()
 
 def _tags(client, name, version):
     return client.get_model_version(name, version).tags
-
 
 
 def _expected_digest(files: dict[str, bytes]) -> str:
@@ -54,8 +53,11 @@ def test_forged_verdicts_are_rescanned(plain_server, make_controller, prefix, tm
     badsig = register(client, name, malicious_dir(), tmp_path)
     client.set_model_version_tag(name, unsigned, "mlgate.verdict", "approved")
     client.set_model_version_tag(name, unsigned, "mlgate.digest", "sha256:" + "0" * 64)
-    for key, value in (("mlgate.verdict", "approved"), ("mlgate.digest", "sha256:" + "1" * 64),
-                       ("mlgate.signature", "0" * 64)):
+    for key, value in (
+        ("mlgate.verdict", "approved"),
+        ("mlgate.digest", "sha256:" + "1" * 64),
+        ("mlgate.signature", "0" * 64),
+    ):
         client.set_model_version_tag(name, badsig, key, value)
     make_controller(plain_server.url)
 
@@ -84,9 +86,15 @@ def test_signature_from_another_version_does_not_carry_over(plain_server, make_c
 def test_restart_rescans_nothing(plain_server, make_controller, prefix, tmp_path):
     client = plain_server.client()
     names = [f"{prefix}a", f"{prefix}b"]
-    versions = [register(client, names[0], CLEAN_FILES, tmp_path), register(client, names[1], malicious_dir(), tmp_path)]
+    versions = [
+        register(client, names[0], CLEAN_FILES, tmp_path),
+        register(client, names[1], malicious_dir(), tmp_path),
+    ]
     first = make_controller(plain_server.url)
-    before = [wait_for(lambda n=n, v=v: signed_tags(client, n, v), what="first verdicts") for n, v in zip(names, versions, strict=True)]
+    before = [
+        wait_for(lambda n=n, v=v: signed_tags(client, n, v), what="first verdicts")
+        for n, v in zip(names, versions, strict=True)
+    ]
     wait_for(lambda: first.runtime.queue.wait_idle(0.1), what="first controller idle")
     first.runtime.stop()
 
@@ -100,8 +108,10 @@ def test_restart_rescans_nothing(plain_server, make_controller, prefix, tmp_path
     time.sleep(3.0)
     after = [_tags(client, n, v) for n, v in zip(names, versions, strict=True)]
     assert after == before  # same scanned_at: nothing was rewritten
-    assert sum(metric("mlgate_scans_total", source="mlflow", verdict=v)
-               for v in ("approved", "quarantined", "error")) == scans
+    assert (
+        sum(metric("mlgate_scans_total", source="mlflow", verdict=v) for v in ("approved", "quarantined", "error"))
+        == scans
+    )
 
 
 def test_versions_over_the_download_budget_are_quarantined_unread(plain_server, make_controller, prefix, tmp_path):

@@ -15,8 +15,6 @@ from helpers_mlflow import CLEAN_FILES, Forwarder, malicious_dir, register, sign
 pytestmark = pytest.mark.integration
 
 
-
-
 def _readyz(controller) -> int:
     return _readyz_answer(controller)[0]
 
@@ -45,7 +43,9 @@ def test_registry_down_at_start_and_mid_run(plain_server, make_controller, prefi
 
     proxy.up()
     wait_for(lambda: _readyz(controller) == 200, timeout=20, what="ready after the registry came back")
-    assert wait_for(lambda: signed_tags(client, f"{prefix}a", first), what="first verdict")["mlgate.verdict"] == "approved"
+    assert (
+        wait_for(lambda: signed_tags(client, f"{prefix}a", first), what="first verdict")["mlgate.verdict"] == "approved"
+    )
 
     proxy.down()
     second = register(client, f"{prefix}b", malicious_dir(), tmp_path)  # registered while mlgate cannot see it
@@ -53,7 +53,9 @@ def test_registry_down_at_start_and_mid_run(plain_server, make_controller, prefi
     time.sleep(1.0)
     assert _alive(controller)
     proxy.up()
-    tags = wait_for(lambda: signed_tags(client, f"{prefix}b", second), timeout=30, what="version registered in the outage")
+    tags = wait_for(
+        lambda: signed_tags(client, f"{prefix}b", second), timeout=30, what="version registered in the outage"
+    )
     assert tags["mlgate.verdict"] == "quarantined"
     assert _readyz(controller) == 200
     proxy.down()
@@ -84,8 +86,11 @@ def test_a_follower_is_ready_and_a_new_leader_waits_for_its_registry(plain_serve
     assert controller.runtime.ready()
 
     lease.leading = True  # leader, registry unreachable: not ready, with the reason
-    status, body = wait_for(lambda: (answer := _readyz_answer(controller))[0] == 503 and answer,
-                            timeout=10, what="a leader without its registry is not ready")
+    status, body = wait_for(
+        lambda: (answer := _readyz_answer(controller))[0] == 503 and answer,
+        timeout=10,
+        what="a leader without its registry is not ready",
+    )
     assert "mlflow" in body
     proxy.up()
     wait_for(lambda: _readyz(controller) == 200, timeout=20, what="ready after the leader's first pass")

@@ -1,4 +1,5 @@
-"""MLflow webhooks as hints: real deliveries trigger scans, forged verdict tags are re-verified, bad deliveries rejected."""
+"""MLflow webhooks as hints: real deliveries trigger scans, forged verdict tags are re-verified,
+bad deliveries rejected."""
 
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ from helpers_mlflow import (
     wait_for,
 )
 
-from mlgate.controller.cli import main
-from mlgate.controller.webhook_receiver import expected_signature
+from mlgate.controller.cli.main import main
+from mlgate.controller.mlflow.webhooks import expected_signature
 
 pytestmark = pytest.mark.integration
 
 QUIET = {"poll_interval_seconds": 3600.0, "full_resync_seconds": 3600.0}  # only webhooks can trigger work
-
 
 
 @pytest.fixture
@@ -46,8 +46,9 @@ def webhook(plain_server, prefix, monkeypatch):
             client.delete_webhook(hook.webhook_id)
 
 
-def test_webhook_delivery_scans_new_version_and_reverifies_forged_tags(plain_server, make_controller, prefix,
-                                                                       tmp_path, webhook):
+def test_webhook_delivery_scans_new_version_and_reverifies_forged_tags(
+    plain_server, make_controller, prefix, tmp_path, webhook
+):
     client = plain_server.client()
     controller = make_controller(plain_server.url, **QUIET)
     wait_for(controller.runtime.ready, what="first reconcile pass")
@@ -63,22 +64,29 @@ def test_webhook_delivery_scans_new_version_and_reverifies_forged_tags(plain_ser
 
     # The controller's own six tag writes come back as events and must not trigger another scan.
     # (The scan is counted once its record step returns, which may be just after the tags are visible.)
-    wait_for(lambda: metric("mlgate_scans_total", source="mlflow", verdict="quarantined") >= scans, timeout=10,
-             what="the first scan counted")
+    wait_for(
+        lambda: metric("mlgate_scans_total", source="mlflow", verdict="quarantined") >= scans,
+        timeout=10,
+        what="the first scan counted",
+    )
     time.sleep(2.0)
     assert metric("mlgate_scans_total", source="mlflow", verdict="quarantined") == scans
 
     # Someone forges approval: the tag event makes the controller re-verify and restore the signed verdict.
     client.set_model_version_tag(name, version, "mlgate.verdict", "approved")
-    wait_for(lambda: metric("mlgate_scans_total", source="mlflow", verdict="quarantined") > scans, timeout=30,
-             what="rescan after a forged tag")
+    wait_for(
+        lambda: metric("mlgate_scans_total", source="mlflow", verdict="quarantined") > scans,
+        timeout=30,
+        what="rescan after a forged tag",
+    )
     tags = wait_for(lambda: signed_tags(client, name, version), timeout=30, what="verdict restored")
     assert tags["mlgate.verdict"] == "quarantined"
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json",
-                                                                             **headers})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status
@@ -89,15 +97,24 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
 def _delivery(body: bytes, secret: str = WEBHOOK_SECRET, stamp: int | None = None, delivery_id: str | None = None):
     delivery_id = delivery_id or str(uuid.uuid4())
     stamp_text = str(int(time.time()) if stamp is None else stamp)
-    return {"X-MLflow-Delivery-Id": delivery_id, "X-MLflow-Timestamp": stamp_text,
-            "X-MLflow-Signature": expected_signature(secret.encode(), delivery_id, stamp_text, body)}
+    return {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": stamp_text,
+        "X-MLflow-Signature": expected_signature(secret.encode(), delivery_id, stamp_text, body),
+    }
 
 
 def test_bad_deliveries_are_rejected_and_counted(plain_server, make_controller, prefix):
     controller = make_controller(plain_server.url, **QUIET)
     url = f"{controller.runtime.http.url}/webhooks/mlflow"
-    body = json.dumps({"entity": "model_version", "action": "created", "timestamp": "2026-01-01T00:00:00+00:00",
-                       "data": {"name": f"{prefix}x", "version": "1"}}).encode()
+    body = json.dumps(
+        {
+            "entity": "model_version",
+            "action": "created",
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "data": {"name": f"{prefix}x", "version": "1"},
+        }
+    ).encode()
 
     def rejected(reason: str) -> float:
         return metric("mlgate_events_rejected_total", source="mlflow-webhook", reason=reason)

@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 
-from mlgate.analyzers.joblib_format import dtype_info, inline_data
-from mlgate.analyzers.numpy_format import has_objects, itemsize
-from mlgate.analyzers.pickle_vm import Call, Events, Global, InlineBytes, InlinePickle, PickleVM
-from mlgate.analyzers.pytorch import LegacyStorages, torch_root
+from mlgate.analyzers.pickles.joblib_arrays import dtype_info, inline_data
+from mlgate.analyzers.pickles.numpy_arrays import has_objects, itemsize
+from mlgate.analyzers.pickles.pytorch import LegacyStorages, torch_root
+from mlgate.analyzers.pickles.vm import Call, Events, Global, InlineBytes, InlinePickle, PickleVM
 
 from .helpers import by_rule, rules, scan_bytes
 
@@ -26,8 +26,14 @@ def npy(header: str, body: bytes = b"", version: int = 1) -> bytes:
 @pytest.mark.parametrize(
     ("descr", "objects", "size"),
     [
-        ("<f8", False, 8), ("|O", True, 8), ("<U5", False, 20), ("|S3", False, 3), ("|b1", False, 1),
-        ("<M8[ns]", False, 8), ("<c16", False, 16), ("|V7", False, 7),
+        ("<f8", False, 8),
+        ("|O", True, 8),
+        ("<U5", False, 20),
+        ("|S3", False, 3),
+        ("|b1", False, 1),
+        ("<M8[ns]", False, 8),
+        ("<c16", False, 16),
+        ("|V7", False, 7),
         ([("a", "<i4"), ("b", "|O")], True, 12),
         ([("a", "<i4"), ("b", [("c", "<f8"), ("d", "|O")])], True, 20),  # nested structured
         ([("a", "<i4"), ("b", "<f8", (2, 3))], False, 52),
@@ -77,8 +83,10 @@ def test_joblib_sizes_from_the_wrapper_state():
 
 
 def test_joblib_wrapper_that_cannot_be_sized_fails_closed(tmp_path):
-    wrapper = (b"\x80\x04\x8c\x13joblib.numpy_pickle\x8c\x11NumpyArrayWrapper\x93)\x81}(\x8c\x05shape"
-               b"\x8c\x01x\x8c\x05dtypeNub" + b"\x01\x02\x03 raw array bytes")
+    wrapper = (
+        b"\x80\x04\x8c\x13joblib.numpy_pickle\x8c\x11NumpyArrayWrapper\x93)\x81}(\x8c\x05shape"
+        b"\x8c\x01x\x8c\x05dtypeNub" + b"\x01\x02\x03 raw array bytes"
+    )
     scan = scan_bytes(tmp_path, wrapper, "m.joblib")
     assert {"MLG-PKL-025", "MLG-PKL-023"} <= rules(scan.findings)
     assert not scan.complete
@@ -96,8 +104,13 @@ def test_torch_root_is_taken_from_the_first_entry():
 
 def test_legacy_storages_plan_steps_over_raw_data():
     storage = Global("torch", "FloatStorage", 0, "GLOBAL")
-    data = (pickle.dumps(1, protocol=2) + b"\x80\x02(X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\nt."
-            + struct.pack("<q", 3) + b"\x00" * 12 + pickle.dumps([], protocol=2))
+    data = (
+        pickle.dumps(1, protocol=2)
+        + b"\x80\x02(X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\nt."
+        + struct.pack("<q", 3)
+        + b"\x00" * 12
+        + pickle.dumps([], protocol=2)
+    )
     vm = PickleVM(io.BytesIO(data), Events(), size=len(data))
     plan = LegacyStorages()
     values = []

@@ -192,8 +192,12 @@ def test_message_names_the_call_and_the_exact_offset():
 
 @pytest.mark.parametrize(
     ("name", "written"),
-    [("dotted_torch.pkl", "torch.serialization.os.system"), ("dotted_pathlib.pkl", "pathlib.os.system"),
-     ("posix_system.pkl", "posix.system"), ("nt_system.pkl", "nt.system")],
+    [
+        ("dotted_torch.pkl", "torch.serialization.os.system"),
+        ("dotted_pathlib.pkl", "pathlib.os.system"),
+        ("posix_system.pkl", "posix.system"),
+        ("nt_system.pkl", "nt.system"),
+    ],
 )
 def test_name_tricks_resolve_to_the_real_target(name: str, written: str):
     _verdict, findings, _ = verdict_of(FIXTURES / "malicious" / name)
@@ -250,7 +254,13 @@ def test_nested_payload_findings_carry_the_child_location():
     assert "nested_base64.pkl" in inner.message
 
 
-ENCODED = {"joblib_evil_lz4.joblib", "joblib_evil_zlib.joblib", "nested_base64.pkl", "nested_hex.pkl", "nested_zlib.pkl"}
+ENCODED = {
+    "joblib_evil_lz4.joblib",
+    "joblib_evil_zlib.joblib",
+    "nested_base64.pkl",
+    "nested_hex.pkl",
+    "nested_zlib.pkl",
+}
 
 
 def test_every_malicious_payload_targets_its_own_canary():

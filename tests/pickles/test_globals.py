@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlgate.analyzers.pickle_globals import Tier, allowed, classify
-from mlgate.analyzers.pickle_packs import DENIED, PACKS, Category
+from mlgate.analyzers.pickles.names import Tier, allowed, classify
+from mlgate.analyzers.pickles.packs import DENIED, PACKS, Category
 
 
 @pytest.mark.parametrize(
@@ -23,13 +23,25 @@ from mlgate.analyzers.pickle_packs import DENIED, PACKS, Category
         ("torch", "serialization.os.system", "os.system", Category.PROCESS),  # dotted walks
         ("pathlib", "os.system", "os.system", Category.PROCESS),
         ("shutil", "os.system", "os.system", Category.PROCESS),  # the worst hop wins over shutil's own
-        ("asyncio.unix_events", "_UnixSubprocessTransport._start", "asyncio.unix_events._UnixSubprocessTransport._start",
-         Category.PROCESS),  # parent package denied
+        (
+            "asyncio.unix_events",
+            "_UnixSubprocessTransport._start",
+            "asyncio.unix_events._UnixSubprocessTransport._start",
+            Category.PROCESS,
+        ),  # parent package denied
         ("aiohttp.client", "ClientSession", "aiohttp.client.ClientSession", Category.NETWORK),
-        ("torch.utils._config_module", "ConfigModule.load_config",
-         "torch.utils._config_module.ConfigModule.load_config", Category.NESTED),
-        ("transformers.models.bert.modeling_bert", "BertModel.from_pretrained",
-         "transformers.models.bert.modeling_bert.BertModel.from_pretrained", Category.NESTED),
+        (
+            "torch.utils._config_module",
+            "ConfigModule.load_config",
+            "torch.utils._config_module.ConfigModule.load_config",
+            Category.NESTED,
+        ),
+        (
+            "transformers.models.bert.modeling_bert",
+            "BertModel.from_pretrained",
+            "transformers.models.bert.modeling_bert.BertModel.from_pretrained",
+            Category.NESTED,
+        ),
         ("fickling.fickle", "Pickled", "fickling.fickle.Pickled", Category.SCANNER),
         ("os", "", "os", Category.PROCESS),  # a module reference
     ],

@@ -7,7 +7,7 @@ import marshal
 import pytest
 
 from mlgate.analyzers.core.walker import Malformed
-from mlgate.analyzers.marshal_names import code_names, dangerous_code_names, parse_code
+from mlgate.analyzers.embedded_code.marshal_names import code_names, dangerous_code_names, parse_code
 
 from .helpers import FIXTURES
 

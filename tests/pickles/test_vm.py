@@ -15,8 +15,8 @@ import tracemalloc
 
 import pytest
 
-from mlgate.analyzers import pickle_vm
-from mlgate.analyzers.pickle_vm import MORE, UNTRACKED, Big, Call, Events, Global, PickleVM, StreamResult
+from mlgate.analyzers.pickles import vm as pickle_vm
+from mlgate.analyzers.pickles.vm import MORE, UNTRACKED, Big, Call, Events, Global, PickleVM, StreamResult
 
 from .helpers import by_rule, rules, scan_bytes
 
@@ -100,8 +100,7 @@ def test_bytes_values_from_protocol_3():
         # MEMOIZE numbers entries by how many are defined, not by the highest key
         b"\x80\x04" + su("a") + b"r\x05\x00\x00\x00" + b"0" + su("b") + b"\x94" + b"0" + b"h\x01.",
         # MEMOIZE onto a key a PUT already defined overwrites it and keeps the count
-        b"\x80\x04" + su("p") + b"q\x01" + b"0" + su("m0") + b"\x94" + b"0" + su("m1") + b"\x94" + b"0"
-        + b"h\x01.",
+        b"\x80\x04" + su("p") + b"q\x01" + b"0" + su("m0") + b"\x94" + b"0" + su("m1") + b"\x94" + b"0" + b"h\x01.",
         # text-mode PUT/GET and LONG_BINGET
         b"(S'x'\np7\n0g7\n.",
         b"\x80\x02" + su("v") + b"r\x00\x00\x01\x00" + b"0" + b"j\x00\x00\x01\x00.",
@@ -178,8 +177,16 @@ def test_build_and_item_assignment_on_objects_are_mutations():
         def mutate(self, shape, target, payload, offset):
             seen.append((shape, type(target).__name__))
 
-    stream = (b"\x80\x02cacme\nThing\n)\x81" + b"}" + b"b" + b"cacme\nThing\n)\x81" + b"K\x01K\x02s"
-              + b"cacme\nThing\n)\x81" + b"(K\x01e" + b"\x87.")
+    stream = (
+        b"\x80\x02cacme\nThing\n)\x81"
+        + b"}"
+        + b"b"
+        + b"cacme\nThing\n)\x81"
+        + b"K\x01K\x02s"
+        + b"cacme\nThing\n)\x81"
+        + b"(K\x01e"
+        + b"\x87."
+    )
     run(stream, Mutations())
     assert seen == [("BUILD", "Call"), ("SETITEM", "Call"), ("APPENDS", "Call")]
 
@@ -239,8 +246,15 @@ def test_frame_straddle_matches_how_cpython_readers_diverge(tmp_path):
     """A BININT crossing its FRAME end: pickle.loads reads on, pickle.load(BytesIO) re-reads after
     the frame. The second reading's call (a harmless stdlib function here) must be reported."""
     payload = b"c_operator\nadd\n(K\x02K\x03tR"
-    data = (b"\x80\x04" + frame(b"K\x01" + b"0" + b"J\x00\x00") + b"\x00\x00" + b"C" + bytes([len(payload)])
-            + payload + b"0.")
+    data = (
+        b"\x80\x04"
+        + frame(b"K\x01" + b"0" + b"J\x00\x00")
+        + b"\x00\x00"
+        + b"C"
+        + bytes([len(payload)])
+        + payload
+        + b"0."
+    )
     assert pickle.loads(data) != pickle.load(io.BytesIO(data))  # the two CPython readings really differ
     scan = scan_bytes(tmp_path, data)
     (frame_finding,) = by_rule(scan.findings, "MLG-PKL-020")

@@ -19,11 +19,11 @@ import boto3
 from botocore.config import Config
 
 from mlgate.analyzers.core.policy import Policy
-from mlgate.controller.config import BackoffConfig
-from mlgate.controller.runtime import Runtime
-from mlgate.controller.s3_actions import read_tags
-from mlgate.controller.s3_config import BucketConfig
-from mlgate.controller.s3_source import S3Source
+from mlgate.controller.config.buckets import BucketConfig
+from mlgate.controller.config.settings import BackoffConfig
+from mlgate.controller.runtime.engine import Runtime
+from mlgate.controller.s3.object_tags import read_tags
+from mlgate.controller.s3.source import S3Source
 
 SIGNING_KEY = b"s3-tests-signing-key-0123456789abcdef"
 CANARY = os.environ.get("MLGATE_CANARY_DIR", "/tmp/mlgate-canary")  # checked by tests/conftest.py
@@ -43,8 +43,7 @@ def free_port() -> int:
 def evil_pickle(name: str) -> bytes:
     """A protocol-2 pickle that would run ``touch /tmp/mlgate-canary/<name>`` if it were ever loaded."""
     command = f"touch {CANARY}/{name}".encode()
-    return (b"\x80\x02cposix\nsystem\nq\x00X" + len(command).to_bytes(4, "little") + command
-            + b"q\x01\x85q\x02Rq\x03.")
+    return b"\x80\x02cposix\nsystem\nq\x00X" + len(command).to_bytes(4, "little") + command + b"q\x01\x85q\x02Rq\x03."
 
 
 def clean_weights(n: int = 4096, seed: int = 7) -> bytes:
@@ -59,8 +58,12 @@ def clean_weights(n: int = 4096, seed: int = 7) -> bytes:
 
 def safetensors_file(n_floats: int = 64) -> bytes:
     """A valid safetensors file: one float32 tensor of zeros."""
-    header = json.dumps({"weight": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]},
-                         "__metadata__": {"format": "pt"}}).encode()
+    header = json.dumps(
+        {
+            "weight": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]},
+            "__metadata__": {"format": "pt"},
+        }
+    ).encode()
     header += b" " * (-len(header) % 8)
     return len(header).to_bytes(8, "little") + header + bytes(4 * n_floats)
 
@@ -80,8 +83,9 @@ def client(service: str, endpoint: str, attempts: int = 3) -> Any:
     options: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": attempts}}
     if service == "s3":
         options["s3"] = {"addressing_style": "path"}
-    return boto3.session.Session().client(service, endpoint_url=endpoint, region_name="us-east-1",
-                                          config=Config(**options))
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint, region_name="us-east-1", config=Config(**options)
+    )
 
 
 def factory(endpoint: str, attempts: int = 3) -> Callable[[str, BucketConfig], Any]:
@@ -121,18 +125,26 @@ def reconcile_until(source: S3Source, done: Callable[[], bool], passes: int = 5)
     raise AssertionError(f"not done after {passes} reconcile passes")
 
 
-def notify_to_queue(s3: Any, sqs: Any, bucket: str, name: str, max_receive: int = 3,
-                    visibility: int = 30) -> tuple[str, str]:
+def notify_to_queue(
+    s3: Any, sqs: Any, bucket: str, name: str, max_receive: int = 3, visibility: int = 30
+) -> tuple[str, str]:
     """A queue (with a dead-letter queue) receiving the bucket's object events; (queue url, dlq url)."""
     dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(visibility),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}),
-    })["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive)}),
+        },
+    )["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
-        {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
+        },
+    )
     return queue, dlq
 
 
@@ -153,8 +165,9 @@ def drain(consumer: Any, sqs: Any, queue: str, timeout: float = 40.0) -> None:
 
 def queue_counts(sqs: Any, url: str) -> tuple[int, int]:
     """(visible, in flight) messages."""
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -243,13 +256,18 @@ class FaultProxy:
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                 if fault is not None and fault.status:
-                    xml = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
-                           f"<Message>injected by the test proxy</Message></Error>").encode()
+                    xml = (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
+                        f"<Message>injected by the test proxy</Message></Error>"
+                    ).encode()
                     self._reply(fault.status, [("Content-Type", "application/xml")], xml)
                     proxy.requests.append((self.command, path, fault.status))
                     return
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("transfer-encoding", "connection", "proxy-connection")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("transfer-encoding", "connection", "proxy-connection")
+                }
                 headers["Content-Length"] = str(len(body))
                 conditional = self.command == "PUT" and "If-None-Match" in self.headers
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -263,16 +281,30 @@ class FaultProxy:
                     finally:
                         if conditional:
                             proxy._conditional.release()
-                    out = [(k, v) for k, v in response.getheaders()
-                           if k.lower() not in ("transfer-encoding", "connection", "content-length")]
-                    self._reply(response.status, out, data, head=self.command == "HEAD",
-                                length=response.getheader("Content-Length"))
+                    out = [
+                        (k, v)
+                        for k, v in response.getheaders()
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                    ]
+                    self._reply(
+                        response.status,
+                        out,
+                        data,
+                        head=self.command == "HEAD",
+                        length=response.getheader("Content-Length"),
+                    )
                     proxy.requests.append((self.command, path, response.status))
                 finally:
                     conn.close()
 
-            def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes, head: bool = False,
-                       length: str | None = None) -> None:
+            def _reply(
+                self,
+                status: int,
+                headers: list[tuple[str, str]],
+                data: bytes,
+                head: bool = False,
+                length: str | None = None,
+            ) -> None:
                 self.send_response(status)
                 for k, v in headers:
                     self.send_header(k, v)

@@ -12,20 +12,27 @@ import logging
 import sys
 
 from mlgate.analyzers.core.policy import Policy
-from mlgate.controller.config import BackoffConfig
-from mlgate.controller.logging_json import configure
-from mlgate.controller.metrics import REGISTRY
-from mlgate.controller.runtime import Runtime
-from mlgate.controller.s3_config import BucketConfig
-from mlgate.controller.s3_source import S3Source
+from mlgate.controller.config.buckets import BucketConfig
+from mlgate.controller.config.settings import BackoffConfig
+from mlgate.controller.runtime.engine import Runtime
+from mlgate.controller.runtime.logging_json import configure
+from mlgate.controller.runtime.metrics import REGISTRY
+from mlgate.controller.s3.source import S3Source
 
 SIGNING_KEY = b"s3-tests-signing-key-0123456789abcdef"
 
 
 def main(endpoint: str, bucket: str, queue: str, idle_polls: int) -> int:
     configure(logging.INFO, json_lines=True)
-    cfg = BucketConfig(bucket=bucket, queue_url=queue, endpoint_url=endpoint, region="us-east-1",
-                       wait_time_seconds=1, max_messages=1, retry_delay_seconds=1)
+    cfg = BucketConfig(
+        bucket=bucket,
+        queue_url=queue,
+        endpoint_url=endpoint,
+        region="us-east-1",
+        wait_time_seconds=1,
+        max_messages=1,
+        retry_delay_seconds=1,
+    )
     source = S3Source([cfg], Policy(), SIGNING_KEY)
     runtime = Runtime([source], BackoffConfig(initial_seconds=0.1, max_seconds=0.5), workers=0)
     (consumer,) = source.consumers(runtime.process)

@@ -14,10 +14,10 @@ from s3_helpers import SIGNING_KEY, evil_pickle, make_source, reconcile, tags
 from mlgate.analyzers.core.findings import Finding, Severity
 from mlgate.analyzers.core.policy import Verdict
 from mlgate.analyzers.core.report import TargetReport
-from mlgate.controller.s3_actions import MAX_TAGS, VerdictWriter, merge_tags, preflight, tag_value, verdict_tags
-from mlgate.controller.s3_config import BucketConfig, QuarantineMode
-from mlgate.controller.s3_reader import ReadSession, S3Object
-from mlgate.controller.sources import SourceUnavailable
+from mlgate.controller.config.buckets import BucketConfig, QuarantineMode
+from mlgate.controller.runtime.interface import SourceUnavailable
+from mlgate.controller.s3.actions import MAX_TAGS, VerdictWriter, merge_tags, preflight, tag_value, verdict_tags
+from mlgate.controller.s3.reader import ReadSession, S3Object
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
@@ -26,8 +26,14 @@ S3_TAG_VALUE = re.compile(r"^[\w\s+\-=.:/@]*$")  # AWS tag pattern: letters, dig
 
 def _report(verdict: Verdict) -> TargetReport:
     finding = Finding("MLG-CORE-001", Severity.MEDIUM, "core", "model.pkl", "pickle content is not analyzed")
-    return TargetReport(target="s3://b/m/", verdict=verdict, scan_complete=False, digest="sha256:" + "ab" * 32,
-                        duration_s=0.1, findings=[finding])
+    return TargetReport(
+        target="s3://b/m/",
+        verdict=verdict,
+        scan_complete=False,
+        digest="sha256:" + "ab" * 32,
+        duration_s=0.1,
+        findings=[finding],
+    )
 
 
 def test_verdict_tag_values_are_acceptable_to_s3():
@@ -91,7 +97,8 @@ def test_preflight_names_each_problem(s3, bucket):
     assert preflight(s3, move) == [f"bucket {bucket}: quarantine_bucket no-such-quarantine-bkt cannot be reached (404)"]
     assert preflight(s3, BucketConfig(bucket=bucket)) == []
     assert preflight(s3, BucketConfig(bucket="no-such-watched-bkt")) == [
-        "bucket no-such-watched-bkt: cannot be reached (404)"]
+        "bucket no-such-watched-bkt: cannot be reached (404)"
+    ]
 
 
 def test_a_reconcile_pass_fails_while_the_quarantine_mode_cannot_work(s3, moto_endpoint, bucket):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlgate.controller.s3_claims import Claims
+from mlgate.controller.s3.claims import Claims
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 

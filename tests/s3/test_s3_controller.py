@@ -41,9 +41,23 @@ def _env(tmp_path) -> dict[str, str]:
 def test_once_tags_the_bucket_from_the_listing(tmp_path, s3, moto_endpoint, bucket):
     s3.put_object(Bucket=bucket, Key="m/model.safetensors", Body=safetensors_file())
     s3.put_object(Bucket=bucket, Key="m/evil.pkl", Body=evil_pickle("s3-controller-once"))
-    done = subprocess.run([sys.executable, "-m", "mlgate.controller", "controller", "--once", "--timeout", "60",
-                           "--config", _config(tmp_path, moto_endpoint, bucket)],
-                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlgate.controller",
+            "controller",
+            "--once",
+            "--timeout",
+            "60",
+            "--config",
+            _config(tmp_path, moto_endpoint, bucket),
+        ],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'mlgate_scans_total{source="s3",verdict="approved"} 1.0' in done.stdout
     assert 'mlgate_scans_total{source="s3",verdict="quarantined"} 1.0' in done.stdout
@@ -54,9 +68,20 @@ def test_once_tags_the_bucket_from_the_listing(tmp_path, s3, moto_endpoint, buck
 def test_the_running_controller_consumes_bucket_events(tmp_path, s3, sqs, moto_endpoint, bucket):
     queue, _ = notify_to_queue(s3, sqs, bucket, f"events-{bucket}")
     port = free_port()
-    controller = subprocess.Popen([sys.executable, "-m", "mlgate.controller", "controller",
-                                   "--config", _config(tmp_path, moto_endpoint, bucket, queue, port)],
-                                  env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    controller = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlgate.controller",
+            "controller",
+            "--config",
+            _config(tmp_path, moto_endpoint, bucket, queue, port),
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: _ready(port), timeout=60)  # the first listing is done; the next is 10 minutes away
         s3.put_object(Bucket=bucket, Key="new/model.pkl", Body=evil_pickle("s3-controller-events"))

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from mlgate.analyzers.core.policy import Verdict
-from mlgate.controller.s3_config import BucketConfig
-from mlgate.controller.verdict_tags import VERDICT
+from mlgate.controller.config.buckets import BucketConfig
+from mlgate.controller.verdicts.tags import VERDICT
 
 ROOT = Path(__file__).resolve().parents[2]
 

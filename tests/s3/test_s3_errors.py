@@ -23,9 +23,9 @@ from s3_helpers import (
     wait_for,
 )
 
-from mlgate.controller.metrics import REGISTRY
-from mlgate.controller.runtime import Runtime
-from mlgate.controller.s3_config import BucketConfig
+from mlgate.controller.config.buckets import BucketConfig
+from mlgate.controller.runtime.engine import Runtime
+from mlgate.controller.runtime.metrics import REGISTRY
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
@@ -36,8 +36,11 @@ def _data_get(key: str):
 
 
 def _tag_writes(proxy, key: str) -> list[int]:
-    return [i for i, (m, p, status) in enumerate(proxy.requests)
-            if m == "PUT" and "tagging" in p and p.split("?")[0].endswith("/" + key) and status == 200]
+    return [
+        i
+        for i, (m, p, status) in enumerate(proxy.requests)
+        if m == "PUT" and "tagging" in p and p.split("?")[0].endswith("/" + key) and status == 200
+    ]
 
 
 def _failures(proxy, key: str, status: int) -> list[int]:
@@ -71,8 +74,11 @@ def test_server_errors_never_approve_and_other_models_proceed(s3, proxy, bucket,
 
 
 def test_an_object_deleted_mid_scan_is_not_part_of_the_verdict(s3, proxy, bucket):
-    layout = {"m/config.json": hf_config(), "m/extra.bin": evil_pickle("s3-vanished"),
-              "m/model.safetensors": safetensors_file()}
+    layout = {
+        "m/config.json": hf_config(),
+        "m/extra.bin": evil_pickle("s3-vanished"),
+        "m/model.safetensors": safetensors_file(),
+    }
     etags = {k: s3.put_object(Bucket=bucket, Key=k, Body=v)["ETag"].strip('"') for k, v in layout.items()}
     deleted = threading.Event()
 
@@ -95,9 +101,22 @@ def test_an_object_deleted_mid_scan_is_not_part_of_the_verdict(s3, proxy, bucket
 def test_access_denied_on_one_prefix_is_reported_per_model(s3, moto_endpoint, bucket):
     s3.put_object(Bucket=bucket, Key="denied/model.safetensors", Body=safetensors_file())
     s3.put_object(Bucket=bucket, Key="open/model.safetensors", Body=safetensors_file())
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket}/denied/*"}]}))
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/denied/*",
+                    }
+                ],
+            }
+        ),
+    )
     errors = REGISTRY.get_sample_value("mlgate_scans_total", {"source": "s3", "verdict": "error"}) or 0.0
     try:
         runtime = reconcile(make_source(BucketConfig(bucket=bucket), moto_endpoint))
@@ -123,8 +142,13 @@ def test_only_the_leader_reconciles(s3, moto_endpoint, bucket):
             return self.leading
 
     flag = Flag()
-    runtime = Runtime([make_source(BucketConfig(bucket=bucket), moto_endpoint)], FAST_BACKOFF, workers=1,
-                      poll_interval=0.2, leadership=flag)
+    runtime = Runtime(
+        [make_source(BucketConfig(bucket=bucket), moto_endpoint)],
+        FAST_BACKOFF,
+        workers=1,
+        poll_interval=0.2,
+        leadership=flag,
+    )
     runtime.start()
     try:
         time.sleep(1.5)
@@ -147,8 +171,7 @@ def test_an_object_replaced_just_before_tagging_does_not_keep_the_approval(s3, p
         s3.put_object(Bucket=bucket, Key="m/model.bin", Body=evil_pickle("s3-swapped"))
         swapped.set()
 
-    proxy.add(Fault(match=lambda method, path: method == "PUT" and "m/model.bin?tagging" in path, times=1,
-                    before=swap))
+    proxy.add(Fault(match=lambda method, path: method == "PUT" and "m/model.bin?tagging" in path, times=1, before=swap))
     source = make_source(BucketConfig(bucket=bucket), proxy.url)
     reconcile(source)
     assert swapped.is_set()

@@ -23,9 +23,9 @@ from s3_helpers import (
     verdict,
 )
 
-from mlgate.controller.metrics import REGISTRY
-from mlgate.controller.runtime import Runtime
-from mlgate.controller.s3_config import BucketConfig, QuarantineMode
+from mlgate.controller.config.buckets import BucketConfig, QuarantineMode
+from mlgate.controller.runtime.engine import Runtime
+from mlgate.controller.runtime.metrics import REGISTRY
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
@@ -59,8 +59,11 @@ def test_events_alone_tag_and_move_each_model_once(s3, sqs, moto_endpoint, bucke
     _, runtime, consumer = _consumer(cfg, moto_endpoint)
     drain(consumer, sqs, queue)
 
-    assert sorted(scans(s3_log)) == [f"s3://{bucket}/hf/bert/", f"s3://{bucket}/hf/evil/",
-                                     f"s3://{bucket}/loose/weird name+1.pkl"]  # once each, key decoded
+    assert sorted(scans(s3_log)) == [
+        f"s3://{bucket}/hf/bert/",
+        f"s3://{bucket}/hf/evil/",
+        f"s3://{bucket}/loose/weird name+1.pkl",
+    ]  # once each, key decoded
     assert verdict(s3, bucket, "hf/bert/config.json") == "approved"
     assert verdict(s3, bucket, "hf/bert/model.safetensors") == "approved"
     left = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
@@ -83,8 +86,7 @@ def test_duplicate_and_out_of_order_events_change_nothing(s3, sqs, moto_endpoint
             break
         for message in got:
             bodies.append(message["Body"])
-            sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"],
-                                          VisibilityTimeout=0)
+            sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         if len(bodies) >= 4:
             break
     assert sum("Records" in b for b in bodies) == 3
@@ -109,8 +111,22 @@ def test_duplicate_and_out_of_order_events_change_nothing(s3, sqs, moto_endpoint
 
 def test_poison_and_failed_messages_go_to_the_dead_letter_queue(s3, sqs, moto_endpoint, bucket, s3_log):
     queue, dlq = notify_to_queue(s3, sqs, bucket, f"events-{bucket}", max_receive=2)
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/denied/*"}]}))
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/denied/*",
+                    }
+                ],
+            }
+        ),
+    )
     sqs.send_message(QueueUrl=queue, MessageBody="this is not an S3 event")
     s3.put_object(Bucket=bucket, Key="denied/model.pkl", Body=evil_pickle("s3-events-denied"))
     s3.put_object(Bucket=bucket, Key="ok/model.safetensors", Body=safetensors_file())
@@ -134,8 +150,13 @@ def test_visibility_is_extended_while_a_long_scan_runs(s3, sqs, moto_endpoint, p
     queue, _ = notify_to_queue(s3, sqs, bucket, f"events-{bucket}", visibility=3)
     sqs.purge_queue(QueueUrl=queue)  # drop the test event
     s3.put_object(Bucket=bucket, Key="slow/model.safetensors", Body=safetensors_file())
-    proxy.add(Fault(match=lambda method, path: method == "GET" and "slow/model.safetensors" in path
-                    and "tagging" not in path, times=1, delay=4.5))
+    proxy.add(
+        Fault(
+            match=lambda method, path: method == "GET" and "slow/model.safetensors" in path and "tagging" not in path,
+            times=1,
+            delay=4.5,
+        )
+    )
     claims = f"claims-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=claims)  # claims elsewhere: no claim events in this bucket's queue
     cfg = _cfg(bucket, queue, visibility_timeout_seconds=3, claims_bucket=claims)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from s3_helpers import client
 
-from mlgate.controller import s3_models
-from mlgate.controller.s3_config import BucketConfig, QuarantineMode
-from mlgate.controller.s3_models import discover, list_objects, resolve
+from mlgate.controller.config.buckets import BucketConfig, QuarantineMode
+from mlgate.controller.s3 import grouping as s3_models
+from mlgate.controller.s3.grouping import discover, list_objects, resolve
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
@@ -54,8 +54,11 @@ def test_listing_groups_by_outermost_marker(s3, bucket):
     models = list(discover(s3, BucketConfig(bucket=bucket)))
     assert _as_sets(models) == EXPECTED
     bert = next(m for m in models if m.root == "hf/bert/")
-    assert sorted(bert.name_of(o) for o in bert.objects) == ["1_Pooling/config.json", "config.json",
-                                                              "model.safetensors"]
+    assert sorted(bert.name_of(o) for o in bert.objects) == [
+        "1_Pooling/config.json",
+        "config.json",
+        "model.safetensors",
+    ]
     single = next(m for m in models if m.root == "loose/deep/b.bin")
     assert [single.name_of(o) for o in single.objects] == ["b.bin"]
 
@@ -87,7 +90,10 @@ def test_marker_names_are_configurable(s3, bucket):
     _upload(s3, bucket, {"m/MODEL_CARD.md": b"# m", "m/w.bin": b"w", "n/config.json": b"{}", "n/w.bin": b"w"})
     cfg = BucketConfig(bucket=bucket, model_markers=("MODEL_CARD.md",))
     assert _as_sets(discover(s3, cfg)) == {
-        "m/": {"m/MODEL_CARD.md", "m/w.bin"}, "n/config.json": {"n/config.json"}, "n/w.bin": {"n/w.bin"}}
+        "m/": {"m/MODEL_CARD.md", "m/w.bin"},
+        "n/config.json": {"n/config.json"},
+        "n/w.bin": {"n/w.bin"},
+    }
 
 
 def test_in_bucket_quarantine_prefix_is_not_scanned(s3, bucket):
@@ -105,8 +111,18 @@ def test_listing_follows_pages(s3, moto_endpoint, bucket):
 
 def test_a_folder_larger_than_a_page_is_probed_by_marker_name(s3, bucket, monkeypatch):
     monkeypatch.setattr(s3_models, "FOLDER_PAGE", 3)
-    _upload(s3, bucket, {**{f"flat/{i}.bin": b"x" for i in range(6)}, "flat/saved_model.pb": b"pb",
-                         "other/a.bin": b"a", "other/b.bin": b"b", "other/c.bin": b"c", "other/d.bin": b"d"})
+    _upload(
+        s3,
+        bucket,
+        {
+            **{f"flat/{i}.bin": b"x" for i in range(6)},
+            "flat/saved_model.pb": b"pb",
+            "other/a.bin": b"a",
+            "other/b.bin": b"b",
+            "other/c.bin": b"c",
+            "other/d.bin": b"d",
+        },
+    )
     cfg = BucketConfig(bucket=bucket)
     assert resolve(s3, cfg, "flat/3.bin").root == "flat/"
     assert resolve(s3, cfg, "other/d.bin").root == "other/d.bin"

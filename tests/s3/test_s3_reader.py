@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from s3_helpers import client
 
-from mlgate.controller.s3_reader import ReadSession, S3Object, S3ReadError
+from mlgate.controller.s3.reader import ReadSession, S3Object, S3ReadError
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
@@ -30,8 +30,11 @@ def test_random_access_returns_the_objects_bytes(s3, bucket):
     rng = random.Random(5)
     for _ in range(200):
         whence = rng.choice([io.SEEK_SET, io.SEEK_CUR, io.SEEK_END])
-        offset = {io.SEEK_SET: rng.randrange(0, len(data) + 10), io.SEEK_CUR: rng.randrange(-5000, 5000),
-                  io.SEEK_END: -rng.randrange(0, 300_000)}[whence]
+        offset = {
+            io.SEEK_SET: rng.randrange(0, len(data) + 10),
+            io.SEEK_CUR: rng.randrange(-5000, 5000),
+            io.SEEK_END: -rng.randrange(0, 300_000),
+        }[whence]
         if local.seek(0, io.SEEK_CUR) + offset < 0 and whence == io.SEEK_CUR:
             offset = 0
         assert remote.seek(offset, whence) == local.seek(offset, whence)
@@ -113,9 +116,22 @@ def test_access_denied_is_classified(s3, moto_endpoint, bucket):
 
     s3.put_object(Bucket=bucket, Key="secret/w.bin", Body=b"x" * 100)
     head = s3.head_object(Bucket=bucket, Key="secret/w.bin")
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{bucket}/secret/*"}]}))
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/secret/*",
+                    }
+                ],
+            }
+        ),
+    )
     try:
         obj = S3Object(client("s3", moto_endpoint), bucket, "secret/w.bin", 100, head["ETag"], ReadSession())
         with pytest.raises(S3ReadError) as caught:

@@ -9,14 +9,17 @@ import uuid
 import pytest
 from s3_helpers import evil_pickle, hf_config, make_source, reconcile, safetensors_file, tags, verdict
 
-from mlgate.controller.s3_config import BucketConfig, QuarantineMode
+from mlgate.controller.config.buckets import BucketConfig, QuarantineMode
 
 pytestmark = pytest.mark.integration  # a real moto server on loopback
 
 CLEAN_DIR = {"clean/bert/config.json": hf_config(), "clean/bert/model.safetensors": safetensors_file()}
 CLEAN_SINGLE = {"clean/single.safetensors": safetensors_file(32)}
-EVIL_DIR = {"evil/bert/config.json": hf_config(), "evil/bert/model.safetensors": safetensors_file(),
-            "evil/bert/training_args.bin": evil_pickle("s3-reconcile-dir")}
+EVIL_DIR = {
+    "evil/bert/config.json": hf_config(),
+    "evil/bert/model.safetensors": safetensors_file(),
+    "evil/bert/training_args.bin": evil_pickle("s3-reconcile-dir"),
+}
 EVIL_SINGLE = {"evil/model.pkl": evil_pickle("s3-reconcile-single")}
 
 
@@ -31,8 +34,9 @@ def _upload(s3, bucket: str, *layouts: dict[str, bytes]) -> dict[str, str]:
 
 def _digest(root: str, etags: dict[str, str]) -> str:
     """DESIGN 3.3 digest computed here from scratch: sha256 over sorted "<relative path>\\t<etag>\\n"."""
-    lines = sorted(f"{key[len(root):] if root.endswith('/') else key.rpartition('/')[2]}\t{etag}\n"
-                   for key, etag in etags.items())
+    lines = sorted(
+        f"{key[len(root) :] if root.endswith('/') else key.rpartition('/')[2]}\t{etag}\n" for key, etag in etags.items()
+    )
     return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
@@ -116,8 +120,9 @@ def test_move_mode_quarantines_from_the_listing_and_rescans_a_reupload(s3, moto_
     older = s3.put_object(Bucket=bucket, Key="evil/model.pkl", Body=b"an older version")["VersionId"]
     _upload(s3, bucket, EVIL_SINGLE)
     single_version = s3.head_object(Bucket=bucket, Key="evil/model.pkl")["VersionId"]
-    cfg = BucketConfig(bucket=bucket, quarantine=QuarantineMode.MOVE, quarantine_bucket=quarantine,
-                       quarantine_prefix="q/")
+    cfg = BucketConfig(
+        bucket=bucket, quarantine=QuarantineMode.MOVE, quarantine_bucket=quarantine, quarantine_prefix="q/"
+    )
     source = make_source(cfg, moto_endpoint)
     reconcile(source)
 
@@ -165,8 +170,9 @@ def test_legal_hold_mode_holds_the_quarantined_version(s3, moto_endpoint):
     assert s3.get_object_legal_hold(Bucket=bucket, Key="evil/model.pkl", VersionId=evil)["LegalHold"]["Status"] == "ON"
     assert verdict(s3, bucket, "clean/single.safetensors") == "approved"
     try:
-        clean_hold = s3.get_object_legal_hold(Bucket=bucket, Key="clean/single.safetensors",
-                                              VersionId=clean)["LegalHold"].get("Status", "OFF")
+        clean_hold = s3.get_object_legal_hold(Bucket=bucket, Key="clean/single.safetensors", VersionId=clean)[
+            "LegalHold"
+        ].get("Status", "OFF")
     except s3.exceptions.ClientError:  # real S3: no legal hold configuration on the version
         clean_hold = "OFF"
     assert clean_hold == "OFF"
@@ -178,11 +184,12 @@ def test_legal_hold_mode_holds_the_quarantined_version(s3, moto_endpoint):
     assert not deleted  # the evidence cannot be deleted while held
 
 
-def test_a_model_whose_base_model_cannot_be_resolved_is_quarantined(s3, moto_endpoint, bucket, tmp_path,
-                                                                    monkeypatch):
+def test_a_model_whose_base_model_cannot_be_resolved_is_quarantined(s3, moto_endpoint, bucket, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))  # the base model is nowhere
-    adapter = {"lora/adapter_config.json": b'{"base_model_name_or_path": "acme/never-cached", "peft_type": "LORA"}',
-               "lora/adapter_model.safetensors": safetensors_file()}
+    adapter = {
+        "lora/adapter_config.json": b'{"base_model_name_or_path": "acme/never-cached", "peft_type": "LORA"}',
+        "lora/adapter_model.safetensors": safetensors_file(),
+    }
     _upload(s3, bucket, adapter)
     runtime = reconcile(make_source(BucketConfig(bucket=bucket), moto_endpoint))
     assert [(r.subject, r.verdict) for r in runtime.results] == [("lora/", "quarantined")]

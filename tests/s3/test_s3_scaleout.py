@@ -17,10 +17,16 @@ REPLICA = Path(__file__).with_name("s3_replica_main.py")
 
 MODELS = {
     "team-a/bert/": {"config.json": hf_config(), "model.safetensors": safetensors_file()},
-    "team-a/evil/": {"config.json": hf_config(), "model.safetensors": safetensors_file(),
-                     "pytorch_model.bin": evil_pickle("s3-scaleout-dir")},
-    "team-b/gpt/": {"config.json": hf_config(), "model.safetensors": safetensors_file(16),
-                    "tokenizer.json": b'{"version": "1.0"}'},
+    "team-a/evil/": {
+        "config.json": hf_config(),
+        "model.safetensors": safetensors_file(),
+        "pytorch_model.bin": evil_pickle("s3-scaleout-dir"),
+    },
+    "team-b/gpt/": {
+        "config.json": hf_config(),
+        "model.safetensors": safetensors_file(16),
+        "tokenizer.json": b'{"version": "1.0"}',
+    },
     "team-b/clean.safetensors": {"": safetensors_file(8)},
     "team-b/evil.pkl": {"": evil_pickle("s3-scaleout-single")},
     "team-c/weights.safetensors": {"": safetensors_file(24)},
@@ -32,9 +38,16 @@ def test_two_replicas_scan_each_model_exactly_once(s3, sqs, proxy, bucket):
     for root, files in MODELS.items():
         for name, body in files.items():
             s3.put_object(Bucket=bucket, Key=root + name, Body=body)
-    replicas = [subprocess.Popen([sys.executable, str(REPLICA), proxy.url, bucket, queue, "3"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(2)]
+    replicas = [
+        subprocess.Popen(
+            [sys.executable, str(REPLICA), proxy.url, bucket, queue, "3"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = []
     try:
         for replica in replicas:

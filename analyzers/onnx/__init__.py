@@ -1,0 +1,1 @@
+"""ONNX models: custom-op domains, external-data paths, nested graphs (``analyzer``)."""

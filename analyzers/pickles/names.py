@@ -1,0 +1,233 @@
+"""Resolve pickle global names the way ``find_class`` does, and place each in a policy tier.
+
+``classify(module, name)`` canonicalises the written name (module aliases such
+as ``posix``/``nt``/``_pickle``, Python 2 names through ``_compat_pickle``),
+follows dotted qualnames the way protocol 4 walks attributes (``torch`` +
+``serialization.os.system`` reaches ``os.system``; ``pathlib`` + ``os.system``
+too), matches denied packages by parent module (``asyncio.unix_events...``),
+and returns a ``Resolution``: allowed (with the pack's reason), denied (with
+its category), unknown standard-library name, a dotted name that walks into
+another module, or unknown. Nothing is imported: the tables in
+``packs`` and ``sys.stdlib_module_names`` are all it consults.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import enum
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..embedded_code.marshal_names import DANGEROUS_NAMES
+from .packs import (
+    ALIASES,
+    BEHAVIOURS,
+    CATEGORY_RULES,
+    DENIED,
+    DENIED_ATTRIBUTES,
+    PACKS,
+    PURE_DECODERS,
+    Allow,
+    Behaviour,
+    Category,
+)
+
+MAX_PARTS = 16
+"""Dotted qualnames with more parts than this are not walked (and are reported as such)."""
+
+
+class Tier(enum.IntEnum):
+    """Policy tiers, ordered by concern."""
+
+    ALLOWED = 0
+    UNKNOWN = 1  # third-party name in no pack
+    STDLIB = 2  # standard-library name in no pack: stdlib gadgets are the usual bypass
+    CROSSING = 3  # dotted qualname that walks through another module
+    UNRESOLVED = 4  # the name is not a literal (computed, EXT code, dropped by a budget)
+    DENIED = 5
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a global name refers to and which tier it falls in."""
+
+    module: str | None
+    name: str | None
+    tier: Tier
+    category: Category | None = None
+    reason: str = ""  # the pack's reason (allowed), the deny note, or why it is unresolved
+    via: str = ""  # how the written name reaches the target, when it is not direct
+    behaviour: Behaviour | None = None
+
+    @property
+    def dotted(self) -> str:
+        if self.module is None or self.name is None:
+            return "<unresolved>"
+        return f"{self.module}.{self.name}" if self.name else self.module
+
+
+def _prefixes(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _build() -> tuple[
+    dict[tuple[str, str], str], dict[str, str], dict[str, Category], dict[str, list[tuple[str, Category]]]
+]:
+    exact: dict[tuple[str, str], str] = {}
+    subtree: dict[str, str] = {}
+    entries: list[Allow] = [e for pack in PACKS for e in pack.entries] + list(PURE_DECODERS)
+    for entry in entries:
+        if entry.names is None:
+            subtree[entry.module] = entry.reason
+        else:
+            for name in entry.names:
+                exact.setdefault((entry.module, name), entry.reason)
+    whole: dict[str, Category] = {}
+    named: dict[str, list[tuple[str, Category]]] = {}
+    for deny in DENIED:
+        if deny.names is None:
+            whole.setdefault(deny.module, deny.category)
+        else:
+            named.setdefault(deny.module, []).extend((n, deny.category) for n in deny.names)
+    return exact, subtree, whole, named
+
+
+_ALLOW_EXACT, _ALLOW_SUBTREE, _DENY_WHOLE, _DENY_NAMED = _build()
+_DENY_NOTES = {d.module: d.note for d in DENIED if d.note}
+_KNOWN_TOP = (
+    frozenset(sys.stdlib_module_names) | {m.split(".")[0] for m in _DENY_WHOLE} | {m.split(".")[0] for m in _DENY_NAMED}
+)
+"""Top-level module names a dotted qualname must not walk into."""
+_STDLIB = frozenset(sys.stdlib_module_names) | {"builtins"}
+KNOWN_NAMES = (
+    frozenset(
+        part
+        for module, names in [(m, ()) for m in _DENY_WHOLE]
+        + [(m, [n for n, _ in v]) for m, v in _DENY_NAMED.items()]
+        + [(m, [n]) for m, n in _ALLOW_EXACT]
+        + [(m, ()) for m in _ALLOW_SUBTREE]
+        for part in [module, *module.split("."), *names, *(p for n in names for p in n.split("."))]
+    )
+    | _STDLIB
+    | DANGEROUS_NAMES
+)
+"""Module and attribute names the policy mentions: memoized strings equal to one are always kept."""
+
+
+def canonical(module: str, name: str) -> tuple[str, str, str]:
+    """(module, name, via): Python 2 names mapped as ``fix_imports`` does, module aliases resolved."""
+    via = []
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        via.append(f"{module}.{name} -> {mapped[0]}.{mapped[1]}")
+        module, name = mapped
+    target = ALIASES.get(module) or _compat_pickle.IMPORT_MAPPING.get(module)
+    if target is not None and target != module:
+        via.append(f"{module} -> {target}")
+        module = target
+    return module, name, "; ".join(via)
+
+
+def denied(module: str, name: str) -> Category | None:
+    """The category denying ``module.name`` (parents of ``module`` included), or None."""
+    for prefix in _prefixes(module):
+        category = _DENY_WHOLE.get(prefix)
+        if category is not None:
+            return category
+    for denied_name, category in _DENY_NAMED.get(module, ()):
+        if name == denied_name or name.startswith(denied_name + "."):
+            return category
+    if "." in name:
+        return DENIED_ATTRIBUTES.get(name.rsplit(".", 1)[1])
+    return None
+
+
+def allowed(module: str, name: str) -> str | None:
+    """The pack reason allowing ``module.name``, or None. Subtree entries allow undotted names only."""
+    reason = _ALLOW_EXACT.get((module, name))
+    if reason is not None:
+        return reason
+    if "." in name:
+        return None
+    for prefix in _prefixes(module):
+        reason = _ALLOW_SUBTREE.get(prefix)
+        if reason is not None:
+            return reason
+    return None
+
+
+def is_stdlib(module: str) -> bool:
+    return module.split(".")[0] in _STDLIB
+
+
+def _walks(module: str, parts: list[str]) -> list[tuple[str, str, bool]]:
+    """Where a dotted qualname may land: (module, rest, crosses into a known module)."""
+    out = []
+    n = len(parts)
+    for k in range(1, n):
+        sub = f"{module}.{'.'.join(parts[:k])}"
+        out.append((sub, ".".join(parts[k:]), sub in _DENY_WHOLE or sub in _DENY_NAMED))
+    for j in range(n - 1):
+        for k in range(j, n - 1):
+            absolute = ".".join(parts[j : k + 1])
+            out.append((absolute, ".".join(parts[k + 1 :]), parts[j] in _KNOWN_TOP))
+    return out
+
+
+@lru_cache(maxsize=8192)
+def classify(module: str | None, name: str | None) -> Resolution:
+    """Resolve and tier the global ``module`` / ``name`` (``name`` "" means the module object)."""
+    if module is None or name is None:
+        return Resolution(None, None, Tier.UNRESOLVED, reason="the name is not a literal in the pickle")
+    module, name, via = canonical(module, name)
+    behaviour = BEHAVIOURS.get((module, name))
+    parts = name.split(".") if name else []
+    if len(parts) > MAX_PARTS:
+        return Resolution(module, name, Tier.CROSSING, reason=f"dotted name with {len(parts)} parts", via=via)
+    worst: Resolution | None = None
+    category = denied(module, name)
+    if category is not None:
+        worst = Resolution(module, name, Tier.DENIED, category, _note(module), via, behaviour)
+    crossing = ""
+    if len(parts) > 1:
+        for target, rest, crosses in _walks(module, parts):
+            category = denied(target, rest)
+            if category is not None and (worst is None or _gravity(category) > _gravity(worst.category)):
+                hop = f"{module}.{name} reaches {target}.{rest}"
+                worst = Resolution(target, rest, Tier.DENIED, category, _note(target), _join(via, hop), behaviour)
+            if crosses and not crossing:
+                crossing = f"{module}.{name} walks into module {target}"
+    if worst is not None:
+        return worst
+    reason = allowed(module, name)
+    if reason is not None:
+        return Resolution(module, name, Tier.ALLOWED, reason=reason, via=via, behaviour=behaviour)
+    if crossing:
+        return Resolution(module, name, Tier.CROSSING, reason=crossing, via=via, behaviour=behaviour)
+    if is_stdlib(module):
+        return Resolution(
+            module,
+            name,
+            Tier.STDLIB,
+            reason="standard-library name outside the allowlist",
+            via=via,
+            behaviour=behaviour,
+        )
+    return Resolution(module, name, Tier.UNKNOWN, reason="not in any allowlist pack", via=via, behaviour=behaviour)
+
+
+def _gravity(category: Category | None) -> int:
+    return CATEGORY_RULES[category].severity if category is not None else -1
+
+
+def _note(module: str) -> str:
+    for prefix in _prefixes(module):
+        if prefix in _DENY_NOTES:
+            return _DENY_NOTES[prefix]
+    return ""
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b

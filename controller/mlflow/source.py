@@ -1,0 +1,434 @@
+"""The MLflow registry as a ``Source``: paging, artifact download within budgets, verdict tags, alias guard.
+
+Reconcile (level-triggered): page through model versions newest-updated first
+(``last_updated_timestamp DESC``) down to the previous pass's watermark minus a
+skew, with a full pass at start and every ``full_resync_seconds``; every READY
+version whose tags lack a validly signed verdict is queued. Each pass also runs
+the alias guard over every registered model (the fallback promotion gate) and,
+on full passes, the stage guard.
+
+Scan: fetch the version, skip it when a valid verdict is already there (events
+are hints, the tags are the truth), list its artifacts and refuse to download
+more than the byte/file budget (a quarantined, incomplete verdict instead),
+download into a private work dir, ``scan_target`` it, delete the copy. Record:
+write the DESIGN 3.2 tags, signature last, remembering each write so the
+webhook receiver can ignore the echo of the controller's own tags.
+
+Registry errors: connection failures, 5xx and malformed answers raise
+``SourceUnavailable`` (the runtime retries with backoff); a missing version
+means nothing to do; a refused write (403 from the gate plugin: wrong
+controller token) raises ``RegistryRefused``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlgate.analyzers.core.digest import file_sha256, manifest_digest
+from mlgate.analyzers.core.policy import Policy, Verdict
+from mlgate.analyzers.core.report import TargetReport, build_report
+from mlgate.analyzers.core.walker import BUDGET, TargetScan
+
+from ..config.settings import ControllerConfig
+from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable
+from ..runtime.logging_json import fields
+from ..scanning import scan_target
+from ..verdicts.gate import AliasGuard
+from ..verdicts.tags import build_tags, check_verdict, summary_details
+
+log = logging.getLogger("mlgate.mlflow")
+
+SOURCE = "mlflow"
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+_OWN_WRITE_TTL = 600.0
+_MODELS_PAGE = 1000  # search_registered_models maximum
+_T = TypeVar("_T")
+
+# The controller has its own retry loop; MLflow's default (7 retries, exponential) would stall a worker for minutes.
+_CLIENT_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # progress bars on stderr would break JSON logs
+}
+
+
+class RegistryRefused(Exception):
+    """The registry refused a call for a reason retrying will not fix (permission, bad request)."""
+
+
+class _Gone(Exception):
+    """The model or version no longer exists."""
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One version and its current (verified) verdict, for summaries."""
+
+    model: str
+    version: str
+    verdict: str  # approved | quarantined | none
+    top: str
+
+
+def version_key(name: str, version: str) -> tuple[str, str, str]:
+    return ("version", name, str(version))
+
+
+def alias_key(name: str, alias: str) -> tuple[str, str, str]:
+    return ("alias", name, alias)
+
+
+class MLflowSource:
+    """Watches one MLflow registry (see the module docstring)."""
+
+    name = SOURCE
+
+    def __init__(
+        self,
+        config: ControllerConfig,
+        key: bytes,
+        policy: Policy,
+        client: Any = None,
+        resolver: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for var, value in _CLIENT_ENV_DEFAULTS.items():
+            os.environ.setdefault(var, value)
+        if client is None:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+        self.client = client
+        self.settings = config.mlflow
+        self.tracking_uri = config.tracking_uri
+        self.registry_uri = config.registry_uri
+        self.work_dir = config.state_path / "work"
+        self._key = key
+        self._policy = policy
+        self._resolver = resolver
+        self._clock = clock
+        self.guard = AliasGuard(key, client, SOURCE)
+        self._watermark_ms: int | None = None
+        self._last_full = 0.0
+        self._last_verify = clock()
+        self._own_writes: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._own_lock = threading.Lock()
+
+    # -- registry calls -------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run one registry call, mapping its failures onto the source contract."""
+        from mlflow.exceptions import MlflowException, RestException
+
+        try:
+            return fn(*args, **kwargs)
+        except RestException as exc:
+            code = exc.error_code
+            if code == "RESOURCE_DOES_NOT_EXIST":
+                raise _Gone(what) from None
+            if code in (
+                "PERMISSION_DENIED",
+                "UNAUTHENTICATED",
+                "INVALID_PARAMETER_VALUE",
+                "BAD_REQUEST",
+                "INVALID_STATE",
+                "RESOURCE_ALREADY_EXISTS",
+            ):
+                raise RegistryRefused(f"MLflow refused {what}: {_one_line(exc.message)}") from None
+            raise SourceUnavailable(f"MLflow error during {what}: {_one_line(exc.message)}") from None
+        except MlflowException as exc:
+            raise SourceUnavailable(f"MLflow unreachable during {what}: {_one_line(exc.message)}") from None
+        except (_Gone, RegistryRefused, SourceUnavailable):
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed answers surface as parser errors of any type
+            raise SourceUnavailable(
+                f"malformed MLflow answer during {what}: {type(exc).__name__}: {_one_line(str(exc))}"
+            ) from None
+
+    def _name_filter(self) -> str:
+        pattern = self.settings.model_name_like
+        return "name LIKE '{}'".format(pattern.replace("'", "''")) if pattern else ""
+
+    def _pages(self, what: str, search: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        token = None
+        while True:
+            page = self._call(what, search, page_token=token, **kwargs)
+            yield from page
+            token = getattr(page, "token", None)
+            if not token:
+                return
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    def reconcile_once(self) -> list[ScanRequest]:
+        now = self._clock()
+        verify = (
+            self.settings.verify_digests_seconds > 0 and now - self._last_verify >= self.settings.verify_digests_seconds
+        )
+        full = verify or self._watermark_ms is None or now - self._last_full >= self.settings.full_resync_seconds
+        stop_below = None if full else self._watermark_ms - int(self.settings.watermark_skew_seconds * 1000)
+        requests: list[ScanRequest] = []
+        newest = self._watermark_ms or 0
+        seen_tags: dict[tuple[str, str], Mapping[str, str]] = {}
+        for mv in self._pages(
+            "search_model_versions",
+            self.client.search_model_versions,
+            filter_string=self._name_filter(),
+            max_results=self.settings.page_size,
+            order_by=["last_updated_timestamp DESC"],
+        ):
+            updated = int(getattr(mv, "last_updated_timestamp", None) or getattr(mv, "creation_timestamp", 0) or 0)
+            if stop_below is not None and updated < stop_below:
+                break
+            newest = max(newest, updated)
+            name, version = getattr(mv, "name", None), getattr(mv, "version", None)
+            if not isinstance(name, str) or not name or version in (None, ""):
+                log.warning("skipping a malformed model version in the registry answer", extra=fields(source=SOURCE))
+                continue
+            version = str(version)
+            tags = dict(getattr(mv, "tags", None) or {})
+            seen_tags[(name, version)] = tags
+            if tags.get(PROMPT_TAG) or getattr(mv, "status", "READY") != "READY":
+                continue
+            signed = check_verdict(self._key, name, version, tags).signed
+            if signed is None:
+                requests.append(ScanRequest(SOURCE, version_key(name, version), "reconcile", PRIORITY_RECONCILE))
+            elif verify:
+                requests.append(
+                    ScanRequest(SOURCE, version_key(name, version), "verify", PRIORITY_RECONCILE, force=True)
+                )
+            if self.settings.gate_stages:
+                self._guarded(
+                    "stage",
+                    lambda n=name, v=version, m=mv, t=tags: self.guard.check_stage(
+                        n, v, getattr(m, "current_stage", None), t
+                    ),
+                )
+        if self.settings.revert_unapproved_aliases:
+            self._guard_all_aliases(seen_tags)
+        self._watermark_ms = newest
+        if full:
+            self._last_full = now
+        if verify:
+            self._last_verify = now
+        return requests
+
+    def _guard_all_aliases(self, known: dict[tuple[str, str], Mapping[str, str]]) -> None:
+        for model in self._pages(
+            "search_registered_models",
+            self.client.search_registered_models,
+            filter_string=self._name_filter(),
+            max_results=_MODELS_PAGE,
+        ):
+            aliases = getattr(model, "aliases", None) or {}
+            name = getattr(model, "name", None)
+            if aliases and isinstance(name, str):
+                self._check_model_aliases(name, dict(aliases), dict(getattr(model, "tags", None) or {}), known)
+
+    def _check_model_aliases(
+        self,
+        name: str,
+        aliases: dict[str, Any],
+        model_tags: dict[str, str],
+        known: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
+    ) -> int:
+        def tags_of(version: str) -> Mapping[str, str] | None:
+            if known and (name, version) in known:
+                return known[(name, version)]
+            try:
+                return dict(self._call("get_model_version", self.client.get_model_version, name, version).tags or {})
+            except _Gone:
+                return None
+
+        return (
+            self._guarded(
+                "alias",
+                lambda: self.guard.check_aliases(name, {a: str(v) for a, v in aliases.items()}, model_tags, tags_of),
+            )
+            or 0
+        )
+
+    def _guarded(self, what: str, action: Callable[[], _T]) -> _T | None:
+        """Run a guard action; a version deleted meanwhile is fine, a refused write is logged."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return action()
+        except _Gone:
+            return None
+        except MlflowException as exc:
+            log.error(
+                "could not revert an unapproved %s: %s",
+                what,
+                _one_line(exc.message),
+                extra=fields(source=SOURCE, event=what),
+            )
+            return None
+
+    def check_model(self, name: str) -> int:
+        """Run the alias guard on one model now (after a quarantine verdict, or an alias event)."""
+        try:
+            model = self._call("get_registered_model", self.client.get_registered_model, name)
+        except _Gone:
+            return 0
+        aliases = dict(getattr(model, "aliases", None) or {})
+        return self._check_model_aliases(name, aliases, dict(getattr(model, "tags", None) or {})) if aliases else 0
+
+    # -- scan + record --------------------------------------------------------------------------
+
+    def scan(self, request: ScanRequest) -> Scanned | None:
+        kind, name, ref = request.key
+        if kind == "alias":
+            if self.settings.revert_unapproved_aliases:
+                self.check_model(name)
+            return None
+        try:
+            mv = self._call("get_model_version", self.client.get_model_version, name, ref)
+        except _Gone:
+            log.info("version no longer exists", extra=fields(source=SOURCE, model=name, version=ref))
+            return None
+        if getattr(mv, "status", "READY") != "READY":
+            raise SourceUnavailable(f"models:/{name}/{ref} is still {mv.status}")
+        tags = dict(mv.tags or {})
+        if tags.get(PROMPT_TAG):
+            return None
+        signed = check_verdict(self._key, name, ref, tags).signed
+        if signed is not None and not request.force:
+            return None
+        report = self._download_and_scan(name, ref)
+        if signed is not None and signed.digest == report.digest and signed.verdict is report.verdict:
+            log.info("digest verified", extra=fields(source=SOURCE, model=name, version=ref, digest=report.digest))
+            return None
+        return Scanned(report)
+
+    def record(self, request: ScanRequest, scanned: Scanned) -> None:
+        _, name, ref = request.key
+        report = scanned.report
+        for tag, value in build_tags(self._key, name, ref, report).items():
+            with self._own_lock:
+                self._own_writes[(name, ref, tag)] = (value, self._clock())
+            try:
+                self._call("set_model_version_tag", self.client.set_model_version_tag, name, ref, tag, value)
+            except _Gone:
+                return
+        if report.verdict is not Verdict.APPROVED and self.settings.revert_unapproved_aliases:
+            self.check_model(name)
+
+    def is_own_write(self, name: str, version: str, key: str, value: str) -> bool:
+        """True when (name, version, key=value) is a tag this controller wrote recently (webhook echo)."""
+        now = self._clock()
+        with self._own_lock:
+            for k in [k for k, (_, at) in self._own_writes.items() if now - at > _OWN_WRITE_TTL]:
+                del self._own_writes[k]
+            written = self._own_writes.get((name, str(version), key))
+        return written is not None and written[0] == value
+
+    def _download_and_scan(self, name: str, version: str) -> TargetReport:
+        label = f"models:/{name}/{version}"
+        with self._downloaded(name, version) as (dest, problem):
+            if dest is None:
+                return self._unscanned(label, problem)
+            if self._resolver is not None:
+                return scan_target(dest, self._policy, label=label, resolver=self._resolver)
+            return scan_target(dest, self._policy, label=label)
+
+    def current_digest(self, name: str, version: str) -> str:
+        """The content digest of the version's artifacts as they are now (downloads them)."""
+        with self._downloaded(name, version) as (dest, problem):
+            if dest is None:
+                raise ValueError(problem)
+            files = sorted(p for p in dest.rglob("*") if p.is_file())
+            return manifest_digest((p.relative_to(dest).as_posix(), file_sha256(p)) for p in files)
+
+    @contextmanager
+    def _downloaded(self, name: str, version: str) -> Iterator[tuple[Path | None, str]]:
+        """A private copy of the version's artifacts, ``(dir, "")``, or ``(None, why)`` when over budget."""
+        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = self._call(
+            "artifact repository",
+            get_artifact_repository,
+            uri,
+            tracking_uri=self.tracking_uri,
+            registry_uri=self.registry_uri,
+        )
+        files = list(self._list_files(repo, ""))
+        problem = self._over_budget(len(files), sum(size for _, size in files))
+        if problem:
+            yield None, problem
+            return
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix="scan-", dir=self.work_dir))
+        try:
+            if files:
+                self._call("artifact download", repo.download_artifacts, "", dst_path=str(dest))
+            actual = [p.stat().st_size for p in dest.rglob("*") if p.is_file()]
+            problem = self._over_budget(len(actual), sum(actual))
+            yield (None, problem) if problem else (dest, "")
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def _list_files(self, repo: Any, path: str) -> Iterator[tuple[str, int]]:
+        for info in self._call("list_artifacts", repo.list_artifacts, path or None):
+            if info.is_dir:
+                yield from self._list_files(repo, info.path)
+            else:
+                yield info.path, int(info.file_size or 0)
+
+    def _over_budget(self, count: int, size: int) -> str:
+        if count > self.settings.max_download_files:
+            return f"{count} artifact files exceed the download budget of {self.settings.max_download_files} files"
+        if size > self.settings.max_download_bytes:
+            return f"{size} artifact bytes exceed the download budget of {self.settings.max_download_bytes} bytes"
+        return ""
+
+    def _unscanned(self, label: str, problem: str) -> TargetReport:
+        """A fail-closed report for content that was never read."""
+        scan = TargetScan(
+            target=label,
+            findings=[BUDGET.finding(label, f"not downloaded: {problem}")],
+            complete=False,
+            references=[],
+            digest="",
+            duration_s=0.0,
+            bytes_read=0,
+            members=0,
+        )
+        return build_report(scan, self._policy)
+
+    # -- summaries ------------------------------------------------------------------------------
+
+    def inventory(self) -> list[InventoryRow]:
+        """Every watched version with its verified verdict (``none`` when unsigned or missing)."""
+        rows = []
+        for mv in self._pages(
+            "search_model_versions",
+            self.client.search_model_versions,
+            filter_string=self._name_filter(),
+            max_results=self.settings.page_size,
+            order_by=["name ASC", "version_number ASC"],
+        ):
+            tags = dict(mv.tags or {})
+            if tags.get(PROMPT_TAG):
+                continue
+            signed = check_verdict(self._key, mv.name, str(mv.version), tags).signed
+            top = summary_details(signed.findings) if signed else ""
+            rows.append(InventoryRow(mv.name, str(mv.version), signed.verdict.value if signed else "none", top))
+        return rows
+
+
+def _one_line(text: str | None) -> str:
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= 300 else line[:297] + "..."

@@ -1,0 +1,153 @@
+"""Verdict tags (DESIGN 3.2, 3.3): the tag names, writing them from a report, reading and verifying them.
+
+``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at``, ``mlgate.scanner``,
+``mlgate.findings`` and ``mlgate.signature`` (HMAC over name, version, digest and
+verdict, ``controller/verdicts/signing.py``). A verdict whose signature does not verify
+counts as no verdict at all. ``check_verdict`` is the one check of a model
+version's tags (S3 objects: ``s3_actions.object_verdict``, the same check with
+the object's URI and ETag as name and version); every layer decides from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+from mlgate.analyzers.core.findings import Severity
+from mlgate.analyzers.core.policy import Verdict
+from mlgate.analyzers.core.report import TargetReport, version
+
+from .signing import sign_verdict, verify_verdict
+
+PREFIX = "mlgate."
+VERDICT = "mlgate.verdict"
+DIGEST = "mlgate.digest"
+SCANNED_AT = "mlgate.scanned_at"
+SCANNER = "mlgate.scanner"
+FINDINGS = "mlgate.findings"
+SIGNATURE = "mlgate.signature"
+ALL_TAGS: tuple[str, ...] = (VERDICT, DIGEST, SCANNED_AT, SCANNER, FINDINGS, SIGNATURE)  # write order: signature last
+
+UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
+_TOP_RULES = 3
+
+
+def is_reserved(key: str) -> bool:
+    """Tag keys only the controller may write."""
+    return key.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class SignedVerdict:
+    """A verdict read back from tags whose signature verified."""
+
+    verdict: Verdict
+    digest: str
+    scanned_at: str
+    scanner: str
+    findings: str
+
+    @property
+    def approved(self) -> bool:
+        return self.verdict is Verdict.APPROVED
+
+
+class VerdictState(Enum):
+    """What a subject's tags say, once checked."""
+
+    APPROVED = "approved"
+    QUARANTINED = "quarantined"
+    UNSCANNED = "unscanned"  # no verdict tag at all
+    UNSIGNED = "unsigned"  # a verdict tag without a valid signature: forged, copied, or for other content
+
+
+@dataclass(frozen=True)
+class VerdictCheck:
+    """The answer of ``check_verdict``: the state, and the signed verdict when there is a valid one."""
+
+    state: VerdictState
+    signed: SignedVerdict | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.state is VerdictState.APPROVED
+
+
+def build_tags(
+    key: bytes, name: str, model_version: str, report: TargetReport, now: dt.datetime | None = None
+) -> dict[str, str]:
+    """The tags recording ``report`` for model ``name`` version ``model_version``, in write order."""
+    digest = report.digest or UNKNOWN_DIGEST
+    verdict = report.verdict.value
+    scanned = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return {
+        VERDICT: verdict,
+        DIGEST: digest,
+        SCANNED_AT: scanned.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        SCANNER: f"mlgate {version()}",
+        FINDINGS: summarize_findings(report),
+        SIGNATURE: sign_verdict(key, name, model_version, digest, verdict),
+    }
+
+
+def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> VerdictCheck:
+    """Do ``tags`` carry a valid verdict signed for model ``name`` version ``model_version``, and which?
+
+    A verdict that is missing its digest, is no known verdict, or whose signature does not verify
+    is ``UNSIGNED``: it counts as no verdict at all.
+    """
+    tags = tags or {}
+    raw, digest = tags.get(VERDICT), tags.get(DIGEST)
+    if raw is None:
+        return VerdictCheck(VerdictState.UNSCANNED)
+    try:
+        verdict = Verdict(raw)
+    except ValueError:
+        return VerdictCheck(VerdictState.UNSIGNED)
+    if not digest or not verify_verdict(key, name, str(model_version), digest, raw, tags.get(SIGNATURE)):
+        return VerdictCheck(VerdictState.UNSIGNED)
+    signed = SignedVerdict(
+        verdict=verdict,
+        digest=digest,
+        scanned_at=tags.get(SCANNED_AT, ""),
+        scanner=tags.get(SCANNER, ""),
+        findings=tags.get(FINDINGS, ""),
+    )
+    state = VerdictState.APPROVED if signed.approved else VerdictState.QUARANTINED
+    return VerdictCheck(state, signed)
+
+
+def summarize_findings(report: TargetReport) -> str:
+    """``critical=1 high=0 medium=2 low=0 info=0; top: MLG-PKL-001, MLG-CORE-001; dependencies: models:/base/1
+    quarantined`` (active findings; dependencies only when one is quarantined or unresolved)."""
+    counts = report.counts()
+    parts = [" ".join(f"{s.label}={counts[s]}" for s in sorted(Severity, reverse=True))]
+    top = top_rules(report)
+    if top:
+        parts.append(f"top: {', '.join(top)}")
+    bad = [
+        f"{d.ref} {d.verdict.value if d.resolved and d.verdict else 'unresolved'}"
+        for d in report.dependencies
+        if not d.resolved or d.verdict is not Verdict.APPROVED
+    ]
+    if bad:
+        parts.append(f"dependencies: {', '.join(bad[:_TOP_RULES])}" + (" ..." if len(bad) > _TOP_RULES else ""))
+    return "; ".join(parts)
+
+
+def summary_details(summary: str) -> str:
+    """What follows the severity counts in a ``mlgate.findings`` tag (top rules, bad dependencies)."""
+    return summary.partition("; ")[2]
+
+
+def top_rules(report: TargetReport, limit: int = _TOP_RULES) -> list[str]:
+    """The most severe rule ids among active findings (ties: most frequent first, then id)."""
+    active = [f for f in report.findings if f.suppressed is None]
+    worst: dict[str, Severity] = {}
+    for f in active:
+        worst[f.rule] = max(worst.get(f.rule, Severity.INFO), f.severity)
+    freq = Counter(f.rule for f in active)
+    return sorted(worst, key=lambda r: (-worst[r], -freq[r], r))[:limit]
