@@ -33,7 +33,7 @@ from mlgate.analyzers.savedmodel.schema import parse_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
-EXPECTED = {  # fixture -> the rule its attack implies (threats.md 2.3); every other fixture is a control
+EXPECTED = {  # fixture -> the rule its attack implies (docs/rules.md, Backdoors); every other fixture is a control
     "shadowlogic_cnn.onnx": "MLG-BD-001", "additive_cnn.onnx": "MLG-BD-001", "token_trigger.onnx": "MLG-BD-001",
     "surgery_where.onnx": "MLG-BD-001", "surgery_if.onnx": "MLG-BD-001", "mid_network_cnn.onnx": "MLG-BD-002",
     "surgery_if_arith.onnx": "MLG-BD-003", "trojannet_cnn.onnx": "MLG-BD-004", "threshold_cnn.onnx": "MLG-BD-005",

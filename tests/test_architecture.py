@@ -147,3 +147,16 @@ def test_no_top_level_modules_besides_faces_and_cross_cutting_files() -> None:
         if path.name != "__init__.py" and str(path.relative_to(REPO)) not in TOP_LEVEL_ALLOWED
     ]
     assert not stray, f"top-level modules should live in a concern folder: {stray}"
+
+
+def test_environment_is_read_only_in_the_config_package() -> None:
+    """``controller/config/environment.py`` lists every variable; nothing else touches ``os.environ``."""
+    bad = []
+    for name, path in MODULES.items():
+        if name.startswith("mlgate.controller.config"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = ast.unparse(node) if isinstance(node, (ast.Attribute, ast.Call)) else ""
+            if text in ("os.environ", "os.getenv") or text.startswith("os.getenv("):
+                bad.append(f"{name}:{node.lineno}")
+    assert not bad, f"environment read outside controller/config: {sorted(set(bad))}"

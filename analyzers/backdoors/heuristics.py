@@ -1,4 +1,4 @@
-"""Architectural-backdoor heuristics shared by the SavedModel and ONNX analyzers (threats.md 2.3).
+"""Architectural-backdoor heuristics shared by the SavedModel and ONNX analyzers (docs/rules.md, Backdoors).
 
 A backdoor written into a model's graph (ShadowLogic, DeepPayload, Bober-Irizar et al.) needs a
 trigger detector that reads the raw input without any learned weight, a reduction of its verdict

@@ -1,4 +1,4 @@
-"""Reports: the per-target result of a scan and the JSON contract (DESIGN 3.1).
+"""Reports: the per-target result of a scan and the JSON contract (docs/contracts.md §1).
 
 The JSON shape is a promise to users: fields may be added, never renamed.
 """
@@ -112,5 +112,5 @@ def build_report(scan: TargetScan, policy: Policy, dependencies: list[Dependency
 
 
 def report_document(reports: list[TargetReport]) -> dict[str, object]:
-    """The top-level JSON document of DESIGN 3.1."""
+    """The top-level JSON document of docs/contracts.md §1."""
     return {"mlgate_version": version(), "targets": [r.to_dict() for r in reports]}

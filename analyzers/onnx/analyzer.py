@@ -96,7 +96,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     for fn in model.functions:
         where = f"{base}functions/{_text(fn.domain)}.{_text(fn.name)}"
         yield from _nodes(fn.node, where, 0, local)
-    yield from onnx_backdoor.findings(model, base)  # architectural backdoors (threats.md 2.3)
+    yield from onnx_backdoor.findings(model, base)  # architectural backdoors (docs/rules.md, Backdoors)
 
 
 def _graph(graph: Message, where: str, depth: int, local: frozenset[tuple[str, str]]) -> Iterator[Finding]:

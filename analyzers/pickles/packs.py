@@ -1,6 +1,6 @@
 """Pickle global policy data: allowlist packs, denied categories, aliases, special behaviours.
 
-Three tiers (DESIGN principle 6): a global is *allowed* when a pack below lists
+Three tiers (docs/rules.md, Pickle): a global is *allowed* when a pack below lists
 it (every entry says why it is safe), *denied* when a category below lists it
 (the category sets severity and explains the danger), and *unknown* otherwise.
 Packs are grouped per library. A pack entry with names lists exact qualnames;

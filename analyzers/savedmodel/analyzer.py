@@ -87,7 +87,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         index = GraphIndex(meta_graph)
         reach = Reachability(index, find_roots(index))
         yield from _scan(index, reach, prefix, 0)
-        yield from backdoor_adapter.findings(index, prefix)  # architectural backdoors (threats.md 2.3)
+        yield from backdoor_adapter.findings(index, prefix)  # architectural backdoors (docs/rules.md, Backdoors)
 
 
 def _parse(artifact: Artifact, ctx: ScanContext) -> tuple[Message, bool]:

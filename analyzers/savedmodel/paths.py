@@ -1,6 +1,6 @@
 """Where a path argument comes from, and how dangerous the path looks.
 
-``Resolver`` follows a tensor reference backwards (threats.md 1.6): string
+``Resolver`` follows a tensor reference backwards (docs/rules.md, SavedModel): string
 ``Const`` values, function arguments mapped through every caller up to the
 graph, graph placeholders that are signature inputs (caller-supplied), asset
 tensors, the saver's filename placeholder, variables assigned from an asset,

@@ -1,6 +1,6 @@
 """When does each function and graph node of a SavedModel run?
 
-Roots, strongest first (threats.md 1.3): load time (``__saved_model_init_op``,
+Roots, strongest first (docs/rules.md, SavedModel): load time (``__saved_model_init_op``,
 ``saved_model_main_op``/``legacy_init_op``/``table_initializer`` collections,
 resource ``_create_resource``/``_initialize``/``_destroy_resource`` functions,
 the saver's restore op), every serving signature, object-graph functions a

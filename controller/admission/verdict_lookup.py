@@ -1,10 +1,10 @@
 """Verdict lookups for the admission webhook: is this registry version, or this S3 location, approved?
 
 * ``models:/name/version``: the model version's ``mlgate.verdict`` tag must be ``approved`` and its
-  ``mlgate.signature`` must be the controller's HMAC over (name, version, digest, verdict) (DESIGN 3.2).
+  ``mlgate.signature`` must be the controller's HMAC over (name, version, digest, verdict) (docs/contracts.md §2).
   A verdict without a valid signature counts as no verdict.
 * ``s3://bucket/key``: every object the serving runtime would download must carry an approved verdict
-  whose signature covers that object and its current ETag (DESIGN 3.3, ``controller/s3/actions.py``):
+  whose signature covers that object and its current ETag (docs/contracts.md §3, ``controller/s3/actions.py``):
   tags forged, copied from another object, or left on an object that changed since the scan count as no
   verdict. Which objects that is follows KServe's storage initializer: the exact object when ``key``
   names one, otherwise every object whose key starts with ``key`` (a raw prefix, not a folder:

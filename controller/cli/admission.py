@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import signal
 import threading
 import time
 
 from ..admission.review import AdmissionPolicyError, load_admission_policy
 from ..admission.verdict_lookup import DEFAULT_MAX_OBJECTS, build_lookup
+from ..config.environment import admission_defaults, set_library_defaults, signing_key_sources
 from ..config.settings import ConfigError, ControllerConfig
 from .main import EXIT_OK, UsageError
 
@@ -31,36 +31,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Answer AdmissionReview v1 requests over TLS: allow a serving workload only when every model "
         "it names is approved by mlgate (signed MLflow verdict or approved S3 object tags).",
     )
-    env = os.environ.get
+    env = admission_defaults()
     parser.add_argument("--listen", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=8443, help="webhook HTTPS port (default: 8443)")
     parser.add_argument(
         "--tls-cert",
-        default=env("MLGATE_TLS_CERT", "/etc/mlgate/tls/tls.crt"),
+        default=env["tls_cert"],
         metavar="FILE",
         help="serving certificate (PEM), re-read when it changes",
     )
-    parser.add_argument(
-        "--tls-key", default=env("MLGATE_TLS_KEY", "/etc/mlgate/tls/tls.key"), metavar="FILE", help="serving key (PEM)"
-    )
+    parser.add_argument("--tls-key", default=env["tls_key"], metavar="FILE", help="serving key (PEM)")
     parser.add_argument("--metrics-port", type=int, default=9091, help="plain-HTTP /metrics port; 0 disables it")
     parser.add_argument(
         "--policy",
-        default=env("MLGATE_ADMISSION_POLICY"),
+        default=env["policy"],
         metavar="FILE",
         help="admission policy TOML ([admission] table); default: deny everything unverified",
     )
     parser.add_argument(
         "--signing-key-file",
-        default=env("MLGATE_SIGNING_KEY_FILE"),
+        default=env["signing_key_file"],
         metavar="FILE",
         help="file holding the verdict signing key (the controller's HMAC key)",
     )
-    parser.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="MLflow tracking URI")
-    parser.add_argument("--registry-uri", default=env("MLFLOW_REGISTRY_URI"), help="MLflow registry URI if different")
+    parser.add_argument("--tracking-uri", default=env["tracking_uri"], help="MLflow tracking URI")
+    parser.add_argument("--registry-uri", default=env["registry_uri"], help="MLflow registry URI if different")
     parser.add_argument(
         "--s3-endpoint-url",
-        default=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+        default=env["s3_endpoint_url"],
         help="S3 endpoint for S3-compatible stores",
     )
     parser.add_argument(
@@ -81,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         policy = load_admission_policy(args.policy)
     except AdmissionPolicyError as exc:
         raise UsageError(str(exc)) from None
-    inline_key = os.environ.get("MLGATE_SIGNING_KEY", "")
+    inline_key, _ = signing_key_sources()
     if not args.signing_key_file and not inline_key:
         raise UsageError(
             "--signing-key-file (or MLGATE_SIGNING_KEY_FILE, or MLGATE_SIGNING_KEY) is required "
@@ -94,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     # The MLflow client retries for minutes by default; an admission answer has seconds.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(policy.lookup_timeout))))
+    set_library_defaults(
+        {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(policy.lookup_timeout))),
+        }
+    )
     lookup = build_lookup(
         args.tracking_uri,
         args.registry_uri,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, load_policy
 
+from ..config.environment import set_library_defaults
 from ..config.settings import ConfigError, ControllerConfig, load_config
 from ..mlflow.server_plugin import set_controller_token
 from ..mlflow.source import MLflowSource
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     verbose = getattr(args, "verbose", 0)
     level = logging.DEBUG if verbose > 1 else logging.INFO if (verbose or not args.once) else logging.ERROR
     configure(level, json_lines=config.log_format == "json")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose > 1 else "WARNING")  # read when mlflow loads
+    set_library_defaults({"MLFLOW_LOGGING_LEVEL": "DEBUG" if verbose > 1 else "WARNING"})  # read when mlflow loads
     if config.embedded:
         config.state_path.mkdir(parents=True, exist_ok=True)
     try:

@@ -11,9 +11,9 @@ addresses, and a fixed ``MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY``.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
+from ..config.environment import named
 from ..config.settings import ConfigError, load_config
 from ..mlflow.webhooks import EVENTS
 from .main import EXIT_OK, UsageError
@@ -57,7 +57,7 @@ def run_register(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    secret = os.environ.get(args.secret_env) or config.webhook.secret
+    secret = named(args.secret_env) or config.webhook.secret
     if not secret:
         raise UsageError(f"no webhook secret: set {args.secret_env} (the controller needs the same value)")
     if not args.url.startswith(("http://", "https://")):

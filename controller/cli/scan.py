@@ -1,4 +1,4 @@
-"""``mlgate scan PATH...``: scan models and print a report (DESIGN 3.1).
+"""``mlgate scan PATH...``: scan models and print a report (docs/contracts.md §1).
 
 Exit status: 0 when every target is approved, 1 when any is quarantined,
 2 on a usage error or internal failure.
@@ -15,6 +15,7 @@ from pathlib import Path
 from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_policy
 from mlgate.analyzers.core.report import TargetReport
 
+from ..config.environment import colour_allowed
 from ..formats import FORMATS, render
 from ..scanning import scan_target
 from .main import EXIT_OK, EXIT_QUARANTINED, UsageError
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         _check_writable(args.output)
     reports = scan_all(args.paths, policy, args.jobs, show_progress=not args.no_progress)
-    colour = args.output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    colour = args.output is None and sys.stdout.isatty() and colour_allowed()
     text = render(args.format, reports, colour=colour)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

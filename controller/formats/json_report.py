@@ -1,4 +1,4 @@
-"""The JSON report: exactly the DESIGN 3.1 document (fields are added, never renamed)."""
+"""The JSON report: exactly the docs/contracts.md §1 document (fields are added, never renamed)."""
 
 from __future__ import annotations
 

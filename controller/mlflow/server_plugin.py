@@ -29,7 +29,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,12 +60,13 @@ class ControllerTokenHeader:
 # -- server side ---------------------------------------------------------------------------------
 
 
-def _load_key(environ: Mapping[str, str]) -> bytes | None:
+def _load_key(environ: Mapping[str, str] | None) -> bytes | None:
     """The controller's verdict key, read by the one shared loader; None (gated calls refused) when unusable."""
+    from ..config.environment import signing_key_sources
     from ..verdicts.signing import SigningKeyError, load_signing_key
 
     try:
-        return load_signing_key(environ.get("MLGATE_SIGNING_KEY"), environ.get("MLGATE_SIGNING_KEY_FILE"))
+        return load_signing_key(*signing_key_sources(environ))
     except SigningKeyError as exc:
         log.error("mlgate plugin: %s; refusing every gated request", exc)
         return None
@@ -162,7 +162,9 @@ def create_app(app: Any = None) -> Any:
     from mlflow.server.handlers import _get_model_registry_store
 
     app = app or default_app
-    key = _load_key(os.environ)
+    from ..config.environment import controller_token
+
+    key = _load_key(None)
     if key is None:
         log.error("mlgate plugin: MLGATE_SIGNING_KEY is not set; every promotion will be refused")
     paths = _gated_paths()
@@ -173,7 +175,7 @@ def create_app(app: Any = None) -> Any:
         except MlflowException:
             return None
 
-    gate = PromotionGate(key, os.environ.get("MLGATE_CONTROLLER_TOKEN"), version_tags)
+    gate = PromotionGate(key, controller_token() or None, version_tags)
 
     def before_request() -> Any:
         rpc = paths.get((request.method, request.path))

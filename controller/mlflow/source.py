@@ -11,7 +11,7 @@ Scan: fetch the version, skip it when a valid verdict is already there (events
 are hints, the tags are the truth), list its artifacts and refuse to download
 more than the byte/file budget (a quarantined, incomplete verdict instead),
 download into a private work dir, ``scan_target`` it, delete the copy. Record:
-write the DESIGN 3.2 tags, signature last, remembering each write so the
+write the docs/contracts.md §2 tags, signature last, remembering each write so the
 webhook receiver can ignore the echo of the controller's own tags.
 
 Registry errors: connection failures, 5xx and malformed answers raise
@@ -23,7 +23,6 @@ controller token) raises ``RegistryRefused``.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.report import TargetReport, build_report
 from mlgate.analyzers.core.walker import BUDGET, TargetScan
 
+from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
 from ..config.settings import ControllerConfig
 from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable
 from ..runtime.logging_json import fields
@@ -55,12 +55,6 @@ _MODELS_PAGE = 1000  # search_registered_models maximum
 _T = TypeVar("_T")
 
 # The controller has its own retry loop; MLflow's default (7 retries, exponential) would stall a worker for minutes.
-_CLIENT_ENV_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # progress bars on stderr would break JSON logs
-}
 
 
 class RegistryRefused(Exception):
@@ -103,8 +97,7 @@ class MLflowSource:
         resolver: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        for var, value in _CLIENT_ENV_DEFAULTS.items():
-            os.environ.setdefault(var, value)
+        set_library_defaults(MLFLOW_CLIENT_DEFAULTS)
         if client is None:
             from mlflow import MlflowClient
 

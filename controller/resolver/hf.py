@@ -12,25 +12,13 @@ unresolved dependency with the reason, not a download.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from mlgate.analyzers.configs.sites import COMMIT
 from mlgate.analyzers.core.references import Reference
 
+from ..config.environment import force
 from .interface import Origin, Resolution, unresolved
-
-
-def hub_cache_dir(environ: Mapping[str, str]) -> Path:
-    """The hub cache folder huggingface_hub would use with this environment."""
-    if environ.get("HF_HUB_CACHE"):
-        return Path(environ["HF_HUB_CACHE"]).expanduser()
-    if environ.get("HF_HOME"):
-        return Path(environ["HF_HOME"]).expanduser() / "hub"
-    xdg = environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
 
 
 class HubCacheResolver:
@@ -40,7 +28,7 @@ class HubCacheResolver:
         self.cache_dir = cache_dir
 
     def resolve(self, reference: Reference, origin: Origin) -> Resolution:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # before the first import of huggingface_hub: no network, ever
+        force("HF_HUB_OFFLINE", "1")  # before the first import of huggingface_hub: no network, ever
         from huggingface_hub import errors as hf_errors
         from huggingface_hub import snapshot_download
 

@@ -10,13 +10,13 @@ is contacted and the reference stays unresolved.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from mlgate.analyzers.core.references import Reference
 
+from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
 from .interface import Origin, Resolution, unresolved
 
 
@@ -31,7 +31,7 @@ class MlflowResolver:
         uri = reference.ref.strip()
         if not self.tracking_uri:
             return unresolved(f"MLFLOW_TRACKING_URI is not set, so {uri} cannot be looked up")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        set_library_defaults(MLFLOW_CLIENT_DEFAULTS)
         from mlflow.exceptions import MlflowException
 
         try:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from mlgate.analyzers.core.references import Reference, RefKind
 
-from .hf import HubCacheResolver, hub_cache_dir
+from ..config.environment import hub_cache_dir, mlflow_uris
+from ..config.environment import s3_endpoint_url as environment_s3_endpoint
+from .hf import HubCacheResolver
 from .interface import Origin, Resolution, Resolver, unresolved
 from .local import LocalResolver
 from .mlflow import MlflowResolver
@@ -62,16 +64,15 @@ def default_resolver(
     environ: Mapping[str, str] | None = None,
 ) -> ResolverRegistry:
     """The resolver registry for this environment; arguments override the environment variables."""
-    env = os.environ if environ is None else environ
     local = LocalResolver()
     return ResolverRegistry(
         {
-            RefKind.HF: HubCacheResolver(Path(hf_cache) if hf_cache else hub_cache_dir(env)),
+            RefKind.HF: HubCacheResolver(Path(hf_cache) if hf_cache else hub_cache_dir(environ)),
             RefKind.MLFLOW: MlflowResolver(
-                tracking_uri or env.get("MLFLOW_TRACKING_URI") or None,
-                registry_uri or env.get("MLFLOW_REGISTRY_URI") or None,
+                tracking_uri or mlflow_uris(environ)[0] or None,
+                registry_uri or mlflow_uris(environ)[1] or None,
             ),
-            RefKind.S3: S3Resolver(s3_endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")),
+            RefKind.S3: S3Resolver(s3_endpoint_url or environment_s3_endpoint(environ)),
             RefKind.LOCAL: local,
             RefKind.CODE: local,
         }

@@ -31,6 +31,7 @@ from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 from urllib3.exceptions import HTTPError
 
+from ..config.environment import lease_overrides, pod_identity
 from .metrics import LEADER
 
 log = logging.getLogger("mlgate.leader")
@@ -61,9 +62,9 @@ class LeaderSettings:
         """Settings from the pod environment: ``POD_NAMESPACE``, ``POD_NAME`` (downward API) and
         optional ``MLGATE_LEASE_NAME``, ``MLGATE_LEASE_DURATION``, ``MLGATE_RENEW_DEADLINE``,
         ``MLGATE_RETRY_PERIOD``."""
-        env = os.environ if environ is None else environ
-        namespace = env.get("POD_NAMESPACE") or _service_account_namespace()
-        identity = env.get("POD_NAME") or env.get("HOSTNAME") or ""
+        namespace, identity = pod_identity(environ)
+        namespace = namespace or _service_account_namespace()
+        overrides = lease_overrides(environ)
         if not namespace:
             raise LeaderElectionError("leader election needs POD_NAMESPACE (set it from metadata.namespace)")
         if not identity:
@@ -74,16 +75,17 @@ class LeaderSettings:
             ("renew_deadline", "MLGATE_RENEW_DEADLINE"),
             ("retry_period", "MLGATE_RETRY_PERIOD"),
         ):
-            if env.get(var):
+            raw = overrides.get(field_name)
+            if raw:
                 try:
-                    values[field_name] = int(env[var]) if field_name == "lease_duration" else float(env[var])
+                    values[field_name] = int(raw) if field_name == "lease_duration" else float(raw)
                 except ValueError:
                     kind = "a whole number" if field_name == "lease_duration" else "a number"
-                    raise LeaderElectionError(f"{var} must be {kind} of seconds, got {env[var]!r}") from None
+                    raise LeaderElectionError(f"{var} must be {kind} of seconds, got {raw!r}") from None
         settings = cls(
             namespace=namespace,
             identity=identity,
-            lease_name=env.get("MLGATE_LEASE_NAME") or DEFAULT_LEASE_NAME,
+            lease_name=overrides.get("name") or DEFAULT_LEASE_NAME,
             **values,
         )
         settings.validate()

@@ -1,17 +1,15 @@
-"""Prometheus metrics (DESIGN 3.4). One registry for the process; labels stay low-cardinality.
+"""Prometheus metrics (docs/contracts.md §4). One registry for the process; labels stay low-cardinality.
 
 Never put a model name, version or object key in a label: those go to logs and events.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from mlgate.analyzers.core.report import version
+
+disable_created_metrics()  # no *_created series: they double the series count and no alert uses them
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

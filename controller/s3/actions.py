@@ -1,4 +1,4 @@
-"""Verdicts on S3 objects: DESIGN 3.3 tags, reading them back, and the quarantine modes.
+"""Verdicts on S3 objects: docs/contracts.md §3 tags, reading them back, and the quarantine modes.
 
 Tags: ``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at`` (plus
 ``mlgate.scanner``, ``mlgate.findings`` and ``mlgate.signature``, as on MLflow

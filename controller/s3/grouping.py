@@ -63,7 +63,7 @@ class S3Model:
         return PurePosixPath(obj.key).name or obj.key
 
     def digest(self) -> str:
-        """DESIGN 3.3 ``mlgate.digest``: sha256 over the manifest of relative paths and ETags."""
+        """docs/contracts.md §3 ``mlgate.digest``: sha256 over the manifest of relative paths and ETags."""
         return manifest_digest((self.name_of(o), o.etag) for o in self.objects)
 
     def fingerprint(self) -> tuple[tuple[str, str, str], ...]:

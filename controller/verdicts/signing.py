@@ -1,4 +1,4 @@
-"""Verdict signatures (DESIGN 3.2): HMAC-SHA256 over name, version, digest and verdict.
+"""Verdict signatures (docs/contracts.md §2): HMAC-SHA256 over name, version, digest and verdict.
 
 A verdict tag without a valid signature counts as no verdict, so anyone who can
 write tags still cannot approve a model.

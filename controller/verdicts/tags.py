@@ -1,4 +1,4 @@
-"""Verdict tags (DESIGN 3.2, 3.3): the tag names, writing them from a report, reading and verifying them.
+"""Verdict tags (docs/contracts.md §2, §3): the tag names, writing them from a report, reading and verifying them.
 
 ``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at``, ``mlgate.scanner``,
 ``mlgate.findings`` and ``mlgate.signature`` (HMAC over name, version, digest and

@@ -1,4 +1,4 @@
-"""safetensors header validation (threats.md §6.6): reference-loader checks plus Python-only readings."""
+"""safetensors header validation (docs/rules.md, safetensors): reference-loader checks plus Python-only readings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Zip member hazards (threats.md §4.3) on real zipfile-built archives, and the look-alikes that must stay quiet."""
+"""Zip member hazards (docs/rules.md, Archives) on real zipfile-built archives, and the look-alikes
+that must stay quiet."""
 
 from __future__ import annotations
 

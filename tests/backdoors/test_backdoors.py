@@ -1,6 +1,6 @@
-"""Architectural-backdoor heuristics (threats.md 2.3) on real TF/torch/onnx.helper models.
+"""Architectural-backdoor heuristics (docs/rules.md, Backdoors) on real TF/torch/onnx.helper models.
 
-Positives (../fixtures/backdoors/build_*.py) are the attacks of threats.md 2.1/2.5; the expected rule
+Positives (../fixtures/backdoors/build_*.py) are the attacks of docs/rules.md, Backdoors; the expected rule
 follows from where the trigger merges: right before the output (MLG-BD-001), before further learned
 layers (MLG-BD-002), in an If predicate (MLG-BD-003), a learned detector on a small crop
 (MLG-BD-004), comparison-free threshold arithmetic (MLG-BD-005). Controls are the benign
@@ -57,7 +57,7 @@ def backdoor_findings(path: Path) -> list[Finding]:
          ["4x4 crop of the input", "after the main path's last learned layer"]),
         (ONNX / "threshold_cnn.onnx", "MLG-BD-005", "medium", r"threshold_cnn\.onnx:graph//Add",
          ["Relu at", "x1000 scaling", "the learned output"]),
-        # Keras 3 registered layers exported with model.export (threats.md 2.5 recipes).
+        # Keras 3 registered layers exported with model.export (docs/rules.md, Backdoors).
         (SM / "backdoor_cnn", "MLG-BD-001", "high", rf"saved_model\.pb:{CALL}/trigger_override(_\d+)?/SelectV2",
          ["Greater at", "a slice of model input 'image'", "against 0.99",
           "reduced at", "/All'", "max |v| = 100"]),

@@ -1,6 +1,6 @@
 """Reference extraction from model configs: what each loader fetches or imports, and the findings it earns.
 
-Expectations come from the loaders' behaviour (threats.md section 5): PEFT loads
+Expectations come from the loaders' behaviour (docs/rules.md, Configs and dependencies): PEFT loads
 ``base_model_name_or_path`` at ``revision``; transformers imports ``auto_map``
 modules (``org/repo--module.Class`` from another repo); sentence-transformers
 imports non-library module types and refuses paths outside the model; diffusers

@@ -20,7 +20,7 @@ from mlgate.controller.scanning import scan_target
 
 GGUF_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "deps" / "gguf"
 
-# The published "Llama Drama" style payload (CVE-2024-34359), as threats.md 6.5 tested it.
+# The published "Llama Drama" style payload (CVE-2024-34359), as published.
 SSTI = (
     "{% for x in ().__class__.__base__.__subclasses__() %}{% if 'warning' in x.__name__ %}"
     "{{ x()._module.__builtins__['__import__']('os').popen('touch /tmp/mlgate-canary/tpl-ssti') }}"

@@ -2,7 +2,7 @@
 
 Each injection fixture carries exactly one gadget; the test asserts the rule
 that gadget must raise, where it sits in the config, and its severity
-(threats.md 3.2-3.3). Benign saves must not raise anything from the Keras analyzer.
+(docs/rules.md, Keras). Benign saves must not raise anything from the Keras analyzer.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SavedModel analysis on real TensorFlow saves (built by ../fixtures/keras_tf/build_savedmodels.py).
 
-Expectations come from the threat model (threats.md 1.3-1.7): the op class,
+Expectations come from the threat model (docs/rules.md, SavedModel): the op class,
 the function and node that hold it, the severity its phase and path imply,
 and the phrase that says when it runs. Benign controls must stay silent.
 """

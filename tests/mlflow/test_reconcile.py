@@ -20,7 +20,7 @@ def _tags(client, name, version):
 
 
 def _expected_digest(files: dict[str, bytes]) -> str:
-    """DESIGN 3.2 digest computed independently: sha256 over sorted '<path>\\t<sha256>\\n' lines."""
+    """docs/contracts.md §2 digest computed independently: sha256 over sorted '<path>\\t<sha256>\\n' lines."""
     lines = "".join(f"{path}\t{hashlib.sha256(data).hexdigest()}\n" for path, data in sorted(files.items()))
     return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
 

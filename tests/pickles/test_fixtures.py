@@ -2,7 +2,7 @@
 
 Benign files were written by the real libraries (``tests/fixtures/pickles/build_fixtures.py``)
 and must be approved under the default policy. Malicious files each carry one technique from
-evasions.md 1.9; the expected rules follow from what the payload does (os.system is a process,
+docs/rules.md, Pickle; the expected rules follow from what the payload does (os.system is a process,
 eval is exec, pickle.loads of embedded bytes is nesting...), not from running the scanner.
 """
 

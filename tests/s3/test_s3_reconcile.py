@@ -33,7 +33,7 @@ def _upload(s3, bucket: str, *layouts: dict[str, bytes]) -> dict[str, str]:
 
 
 def _digest(root: str, etags: dict[str, str]) -> str:
-    """DESIGN 3.3 digest computed here from scratch: sha256 over sorted "<relative path>\\t<etag>\\n"."""
+    """docs/contracts.md §3 digest computed here from scratch: sha256 over sorted "<relative path>\\t<etag>\\n"."""
     lines = sorted(
         f"{key[len(root) :] if root.endswith('/') else key.rpartition('/')[2]}\t{etag}\n" for key, etag in etags.items()
     )
