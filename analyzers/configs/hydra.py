@@ -17,7 +17,6 @@ from typing import Any
 
 from ..core.findings import Finding, Rule, Severity
 from ..embedded_code.catalogue import is_dangerous_module, under
-from .parsing import join, walk
 from .sites import Site
 
 TARGET = Rule("MLG-DEP-007", Severity.HIGH, "Config instantiates a callable outside the allowlist", "configs")
@@ -36,21 +35,6 @@ _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 _NEMO_MARKERS = ("nemo_version", "init_from_nemo_model", "init_from_pretrained_model", "init_from_ptl_ckpt")
 _INIT_FIELDS = ("init_from_nemo_model", "init_from_pretrained_model", "init_from_ptl_ckpt", "restore_from_path")
 _TOKENIZER_FILES = ("model", "vocab_file", "merge_file", "tokenizer_model")
-
-
-def target_findings(data: Any, location: str) -> list[Finding]:
-    """Findings for every Hydra ``_target_`` in ``data``; ``location`` prefixes the field paths.
-
-    Usable on any decoded config (YAML, JSON, safetensors ``__metadata__`` values). The config
-    analyzers check targets in their own single pass with ``hydra_target``.
-    """
-    out = []
-    for path, node in walk(data):
-        if isinstance(node.get("_target_"), str):
-            finding = hydra_target(node["_target_"], f"{location}#{join(str(path), '_target_')}")
-            if finding is not None:
-                out.append(finding)
-    return out
 
 
 def hydra_target(target: str, where: str) -> Finding | None:

@@ -56,7 +56,6 @@ LEGACY_PROTOCOL = 1001
 """The second pickle of a legacy torch file holds this protocol version."""
 LEGACY_STREAMS = 5
 """Legacy torch files: magic, protocol version, sys_info, the object, the storage keys; then raw storages."""
-LEGACY_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
 LEGACY_TAR_SKIP = 1 << 20
 """Largest member skipped over while looking for legacy torch records in a compressed tar."""
 CODE_BYTES = 1 << 20
@@ -98,7 +97,6 @@ class LegacyStorages(StreamPlan):
 
     def __init__(self) -> None:
         self.remaining: int | None = None
-        self.views_done = False
 
     def after(self, count: int, value: object, vm: PickleVM) -> bool:
         if self.remaining is None:

@@ -35,7 +35,7 @@ from .ops import (
     registered_ops,
     tfio_is_network,
 )
-from .paths import Resolver, Source, SourceKind, classify_path
+from .paths import PathTracer, Source, SourceKind, classify_path
 from .reach import Phase, Reachability, Reached, find_roots, timing
 
 ANALYZER = "savedmodel"
@@ -114,7 +114,7 @@ def _looks_like_text_proto(data: bytes) -> bool:
 
 
 def _scan(index: GraphIndex, reach: Reachability, prefix: str, hidden_depth: int) -> Iterator[Finding]:
-    resolver = Resolver(index)
+    resolver = PathTracer(index)
     known = registered_ops()
     for scope in index.scopes.values():
         unknown_seen: set[str] = set()
@@ -132,7 +132,7 @@ def _scan(index: GraphIndex, reach: Reachability, prefix: str, hidden_depth: int
 
 def _catalogue_op(
     index: GraphIndex,
-    resolver: Resolver,
+    resolver: PathTracer,
     reach: Reachability,
     scope: Scope,
     node: Message,

@@ -89,9 +89,6 @@ class GraphIndex:
                 if name in self.scopes and name != GRAPH_SCOPE:
                     yield name, text(entry.key)
 
-    def function_names(self) -> list[str]:
-        return [name for name in self.scopes if name != GRAPH_SCOPE]
-
 
 def _scope(name: str, nodes, args: list[str], outputs: list[str], ret: dict[str, str]) -> Scope:
     node_list = list(nodes)

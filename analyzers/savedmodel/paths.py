@@ -1,6 +1,6 @@
 """Where a path argument comes from, and how dangerous the path looks.
 
-``Resolver`` follows a tensor reference backwards (docs/rules.md, SavedModel): string
+``PathTracer`` follows a tensor reference backwards (docs/rules.md, SavedModel): string
 ``Const`` values, function arguments mapped through every caller up to the
 graph, graph placeholders that are signature inputs (caller-supplied), asset
 tensors, the saver's filename placeholder, variables assigned from an asset,
@@ -111,7 +111,7 @@ def classify_path(value: str) -> PathRisk:
     return PathRisk(tuple(reasons), sensitive)
 
 
-class Resolver:
+class PathTracer:
     """Resolve string tensors of one meta graph to their sources."""
 
     def __init__(self, index: GraphIndex) -> None:

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..s3.errors import error_code
 from ..s3.grouping import S3ObjectRef, list_objects
 from ..s3.object_tags import object_verdict, read_tags
 from ..verdicts.tags import FINDINGS, VerdictState, check_verdict
@@ -143,7 +144,7 @@ class RegistryVerdicts:
                 if obj.key == key:
                     return  # listed first (lexicographic order): KServe downloads only this object
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "NoSuchBucket":
                 return
             raise LookupFailed(f"S3 error listing s3://{bucket}/{key}: {code or exc}") from None
@@ -155,7 +156,7 @@ class RegistryVerdicts:
         try:
             tags = read_tags(self._s3, bucket, obj.key)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in {"NoSuchKey", "404"}:
                 return "disappeared while being verified"
             raise LookupFailed(f"S3 error reading tags of s3://{bucket}/{obj.key}: {code or exc}") from None

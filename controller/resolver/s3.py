@@ -19,6 +19,7 @@ from typing import Any
 from mlgate.analyzers.core.budget import GiB
 from mlgate.analyzers.core.references import Reference
 
+from ..s3.errors import error_code
 from ..s3.grouping import S3ObjectRef, list_objects
 from .interface import Origin, Resolution, unresolved
 
@@ -84,7 +85,7 @@ class S3Resolver:
             try:
                 head = client.head_object(Bucket=bucket, Key=key)
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise
             else:
                 return [S3ObjectRef(key, int(head.get("ContentLength", 0)), str(head.get("ETag", "")).strip('"'))], ""

@@ -45,6 +45,7 @@ from mlgate.analyzers.core.report import TargetReport
 from ..config.buckets import BucketConfig, QuarantineMode
 from ..runtime.logging_json import fields
 from ..verdicts.tags import build_tags, is_reserved
+from .errors import error_code, http_status
 from .grouping import S3Model
 from .object_tags import object_name, read_tags
 from .reader import S3Object
@@ -150,7 +151,7 @@ class VerdictWriter:
         try:
             head = self._client.head_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
         except ClientError as exc:
-            if _status(exc) in (404, 412):
+            if http_status(exc) in (404, 412):
                 raise ObjectChanged(f"{obj.uri}: changed or deleted after the scan") from None
             raise
         version = head.get("VersionId")
@@ -210,7 +211,7 @@ class VerdictWriter:
         try:
             self._client.copy(source, dest_bucket, dest_key, ExtraArgs=extra, Config=self._copy_config)
         except ClientError as exc:
-            if _status(exc) in (404, 412):
+            if http_status(exc) in (404, 412):
                 raise ObjectChanged(f"{obj.uri}: changed before it could be moved") from None
             raise
         if self._object_lock(dest_bucket):
@@ -224,7 +225,7 @@ class VerdictWriter:
             try:
                 self._client.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
             except ClientError as exc:
-                if _status(exc) in (404, 412):
+                if http_status(exc) in (404, 412):
                     raise ObjectChanged(f"{obj.uri}: replaced before it could be deleted") from None
                 raise
             return
@@ -252,15 +253,11 @@ class VerdictWriter:
         return self._lock_enabled[bucket]
 
 
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
 def object_lock_enabled(client: Any, bucket: str) -> bool:
     try:
         conf = client.get_object_lock_configuration(Bucket=bucket)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ObjectLockConfigurationNotFoundError":
+        if error_code(exc) == "ObjectLockConfigurationNotFoundError":
             return False
         raise
     return conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
@@ -272,14 +269,14 @@ def preflight(client: Any, cfg: BucketConfig) -> list[str]:
     try:
         client.head_bucket(Bucket=cfg.bucket)
     except ClientError as exc:
-        return [f"bucket {cfg.bucket}: cannot be reached ({exc.response.get('Error', {}).get('Code', exc)})"]
+        return [f"bucket {cfg.bucket}: cannot be reached ({error_code(exc) or exc})"]
     if cfg.quarantine is QuarantineMode.LEGAL_HOLD and not object_lock_enabled(client, cfg.bucket):
         problems.append(f"bucket {cfg.bucket}: quarantine: legal-hold needs Object Lock enabled on the bucket")
     if cfg.quarantine is QuarantineMode.MOVE and cfg.quarantine_destination != cfg.bucket:
         try:
             client.head_bucket(Bucket=cfg.quarantine_destination)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", exc)
+            code = error_code(exc) or exc
             problems.append(
                 f"bucket {cfg.bucket}: quarantine_bucket {cfg.quarantine_destination} cannot be reached ({code})"
             )

@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..runtime.logging_json import fields
+from .errors import error_code, http_status
 
 log = logging.getLogger("mlgate.s3")
 
@@ -91,7 +92,7 @@ class Claims:
         try:
             head = self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            if http_status(exc) == 404:
                 return None
             raise
         server_now = _server_time(head) or dt.datetime.now(dt.timezone.utc)
@@ -110,14 +111,12 @@ class Claims:
         try:
             self._client.delete_object(**target)
         except ClientError as exc:
-            if not _lost(exc) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            if not _lost(exc) and http_status(exc) != 404:
                 raise
 
 
 def _lost(exc: ClientError) -> bool:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return code in _LOST or status in _LOST
+    return error_code(exc) in _LOST or str(http_status(exc) or "") in _LOST
 
 
 def _server_time(response: dict[str, Any]) -> dt.datetime | None:

@@ -119,6 +119,7 @@ class SqsConsumer:
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; every failure is logged and retried with backoff, never fatal."""
         failures = 0
+        log.info("SQS consumer started", extra=fields(source=EVENT_SOURCE, url=self._cfg.queue_url))
         while not stop.is_set():
             try:
                 self.poll_once()

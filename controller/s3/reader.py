@@ -32,6 +32,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlgate.analyzers.core.artifact import SliceStream
 
+from .errors import describe, error_code, http_status
+
 BLOCK_SIZE = 16 << 10  # a cold read costs one block: a member's sniffed head, a header, a directory tail
 MAX_FETCH = 8 << 20
 CACHE_BYTES = 8 << 20
@@ -53,23 +55,12 @@ class S3ReadError(OSError):
 def classify(exc: BaseException) -> str:
     """``transient``, ``changed`` or ``denied`` for a botocore failure."""
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        code, status = error_code(exc), str(http_status(exc) or "")
         if code in _VANISHED or status in ("404", "412", "416"):
             return "changed"
         if code in _DENIED or status == "403":
             return "denied"
     return "transient"
-
-
-def describe(exc: BaseException) -> str:
-    """One line for a person: ``AccessDenied (403): Access Denied``."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"{error.get('Code', 'error')} ({status}): {error.get('Message', '')}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass

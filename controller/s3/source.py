@@ -53,10 +53,11 @@ from ..runtime.logging_json import fields
 from ..runtime.metrics import EVENTS_REJECTED
 from .actions import COPY_CONFIG, ObjectChanged, VerdictWriter, preflight
 from .claims import Claim, Claims
+from .errors import describe
 from .events import EVENT_SOURCE, ObjectEvent, SqsConsumer
 from .grouping import S3Model, group_models, list_objects, resolve
 from .object_tags import model_verdict, read_tags
-from .reader import ReadSession, S3Object, classify, describe
+from .reader import ReadSession, S3Object, classify
 from .scan import scan_model
 
 log = logging.getLogger("mlgate.s3")

@@ -29,7 +29,6 @@ SCANNED_AT = "mlgate.scanned_at"
 SCANNER = "mlgate.scanner"
 FINDINGS = "mlgate.findings"
 SIGNATURE = "mlgate.signature"
-ALL_TAGS: tuple[str, ...] = (VERDICT, DIGEST, SCANNED_AT, SCANNER, FINDINGS, SIGNATURE)  # write order: signature last
 
 UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
 _TOP_RULES = 3

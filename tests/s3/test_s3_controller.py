@@ -96,6 +96,8 @@ def test_the_running_controller_consumes_bucket_events(tmp_path, s3, sqs, moto_e
     assert controller.returncode == 0, err[-2000:]
     scanned = [json.loads(line) for line in err.splitlines() if '"msg": "scanned"' in line]
     assert [(r["target"], r["reason"], r["verdict"]) for r in scanned] == [("new/model.pkl", "event", "quarantined")]
+    consumers = [json.loads(line) for line in err.splitlines() if '"msg": "SQS consumer started"' in line]
+    assert [c["url"] for c in consumers] == [queue], "one SQS consumer per queue per replica"
 
 
 def _ready(port: int) -> bool:
