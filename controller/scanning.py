@@ -21,6 +21,7 @@ from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.references import Reference
 from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
+from mlgate.analyzers.signatures import verify_signature
 
 from .resolver import Origin, Resolution, Resolver, default_resolver
 
@@ -62,8 +63,12 @@ class _Session:
 
     def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
         scan = scan_path(path, ScanOptions(budgets=self.policy.budgets), label=label)
+        signature = verify_signature(path, self.policy.signatures)
+        scan.findings.extend(signature.findings)
         deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))
-        return build_report(scan, self.policy, deps)
+        return replace(
+            build_report(scan, self.policy, deps), signer=signature.signer, signature_file=signature.signature_file
+        )
 
     def dependencies(self, scan: TargetScan, origin: Origin, chain: tuple[str, ...]) -> list[DependencyReport]:
         seen: set[tuple[object, ...]] = set()

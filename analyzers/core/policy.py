@@ -17,6 +17,11 @@ one rule for matching locations, always with a written reason::
     rule = "MLG-PKL-010"
     path = "legacy/*.pkl*"            # glob over finding locations
     reason = "reviewed by security, ticket SEC-123"
+
+    [signatures]                      # OpenSSF model signatures (docs/signatures.md)
+    require = false
+    signature_file = "model.sig"
+    trusted_public_keys = ["keys/ml-team.pub.pem"]   # relative to the policy file
 """
 
 from __future__ import annotations
@@ -52,12 +57,38 @@ class Suppression:
 
 
 @dataclass(frozen=True)
+class SigstoreIdentity:
+    identity: str
+    issuer: str
+
+
+@dataclass(frozen=True)
+class SignaturePolicy:
+    """The ``[signatures]`` section: who may sign models, and whether a signature is required.
+
+    Paths are absolute (a policy file's relative paths are resolved against its folder)."""
+
+    require: bool = False
+    signature_file: str = "model.sig"
+    trusted_public_keys: tuple[Path, ...] = ()
+    trusted_certificates: tuple[Path, ...] = ()
+    sigstore_identities: tuple[SigstoreIdentity, ...] = ()
+    sigstore_trust_config: Path | None = None  # a Sigstore trust root (ClientTrustConfig JSON), offline
+
+    @property
+    def has_trust(self) -> bool:
+        """True when at least one signer is trusted (otherwise signatures are only checked for integrity)."""
+        return bool(self.trusted_public_keys or self.trusted_certificates or self.sigstore_identities)
+
+
+@dataclass(frozen=True)
 class Policy:
     quarantine_at: Severity = Severity.HIGH
     quarantine_incomplete: bool = True
     quarantine_unresolved: bool = True
     budgets: Budgets = field(default_factory=Budgets)
     suppressions: tuple[Suppression, ...] = ()
+    signatures: SignaturePolicy = field(default_factory=SignaturePolicy)
 
     def apply_suppressions(self, findings: list[Finding]) -> list[Finding]:
         """Findings with ``suppressed`` set where a suppression matches (they stay in the report)."""
@@ -96,11 +127,11 @@ def load_policy(path: str | Path | None) -> Policy:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
-    return _parse(data, str(path))
+    return _parse(data, str(path), Path(path).resolve().parent)
 
 
-def _parse(data: dict[str, Any], where: str) -> Policy:
-    _only_keys(data, {"verdict", "budgets", "suppress"}, where)
+def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy:
+    _only_keys(data, {"verdict", "budgets", "suppress", "signatures"}, where)
     policy = Policy()
     verdict = _table(data, "verdict", where)
     _only_keys(verdict, {"quarantine_at", "incomplete", "unresolved_dependencies"}, f"{where} [verdict]")
@@ -136,7 +167,60 @@ def _parse(data: dict[str, Any], where: str) -> Policy:
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 raise PolicyError(f"{label}: {key} is required and must be a non-empty string")
         items.append(Suppression(rule=entry["rule"], path=str(entry.get("path", "*")), reason=entry["reason"]))
-    return replace(policy, suppressions=tuple(items))
+    policy = replace(policy, suppressions=tuple(items))
+    return replace(policy, signatures=parse_signatures(_table(data, "signatures", where), where, base or Path.cwd()))
+
+
+def parse_signatures(table: dict[str, Any], where: str, base: Path) -> SignaturePolicy:
+    """A ``[signatures]`` table (from the policy file, or a source's override in the controller configuration)."""
+    label = f"{where} [signatures]"
+    _only_keys(
+        table,
+        {"require", "signature_file", "trusted_public_keys", "trusted_certificates", "sigstore_identities",
+         "sigstore_trust_config"},
+        label,
+    )  # fmt: skip
+    require = table.get("require", False)
+    if not isinstance(require, bool):
+        raise PolicyError(f"{label} require: expected true or false, got {require!r}")
+    name = table.get("signature_file", "model.sig")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise PolicyError(f"{label} signature_file: expected a file name at the model root, got {name!r}")
+
+    def paths(key: str) -> tuple[Path, ...]:
+        raw = table.get(key, [])
+        if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+            raise PolicyError(f"{label} {key}: expected a list of file paths")
+        out = tuple((base / v).resolve() for v in raw)
+        missing = [str(p) for p in out if not p.is_file()]
+        if missing:
+            raise PolicyError(f"{label} {key}: no such file {missing[0]}")
+        return out
+
+    identities = []
+    raw_ids = table.get("sigstore_identities", [])
+    if not isinstance(raw_ids, list):
+        raise PolicyError(f"{label} sigstore_identities: expected a list of {{identity, issuer}} tables")
+    for i, entry in enumerate(raw_ids, 1):
+        if not isinstance(entry, dict) or set(entry) != {"identity", "issuer"}:
+            raise PolicyError(f"{label} sigstore_identities #{i}: expected exactly identity and issuer")
+        identities.append(SigstoreIdentity(str(entry["identity"]), str(entry["issuer"])))
+    trust = table.get("sigstore_trust_config")
+    trust_path = None
+    if trust is not None:
+        trust_path = (base / str(trust)).resolve()
+        if not trust_path.is_file():
+            raise PolicyError(f"{label} sigstore_trust_config: no such file {trust_path}")
+    if identities and trust_path is None:
+        raise PolicyError(f"{label} sigstore_identities need sigstore_trust_config (verification stays offline)")
+    return SignaturePolicy(
+        require=require,
+        signature_file=name,
+        trusted_public_keys=paths("trusted_public_keys"),
+        trusted_certificates=paths("trusted_certificates"),
+        sigstore_identities=tuple(identities),
+        sigstore_trust_config=trust_path,
+    )
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -72,6 +72,8 @@ class TargetReport:
     findings: list[Finding]
     dependencies: list[DependencyReport] = dc_field(default_factory=list)
     bytes_read: int = 0
+    signer: str | None = None  # the trusted signer whose model signature verified (docs/signatures.md)
+    signature_file: str | None = None  # the signature file checked, when the model carried one
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +85,9 @@ class TargetReport:
             "findings": [f.to_dict() for f in self.findings],
             "dependencies": [d.to_dict() for d in self.dependencies],
             "bytes_read": self.bytes_read,
+            "signature": {"file": self.signature_file, "signer": self.signer, "verified": self.signer is not None}
+            if self.signature_file
+            else None,
         }
 
     def counts(self) -> dict[Severity, int]:

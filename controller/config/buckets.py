@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .interface import InvalidSetting, build_settings, show_value
+from mlgate.analyzers.core.policy import SignaturePolicy
+
+from .interface import InvalidSetting, build_settings, show_value, signature_override
 
 DEFAULT_MARKERS: tuple[str, ...] = (
     "MLmodel",  # MLflow model directory
@@ -69,6 +71,8 @@ class BucketConfig:
     retry_delay_seconds: int = 30  # SQS: a failed message becomes visible again after this
     wait_time_seconds: int = 20  # SQS long polling
     max_messages: int = 10  # SQS: messages per receive (1..10)
+    # [signatures] override for this bucket (docs/signatures.md); empty: the scan policy's section
+    signatures: SignaturePolicy | None = field(default=None, metadata={"build": signature_override("signatures")})
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Union
 
 from mlgate.analyzers.core.compat import tomllib
@@ -110,3 +110,24 @@ def _convert(kind: Any, raw: Any, where: str, key: str) -> Any:
 def show_value(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def signature_override(section: str) -> Callable[[Any, str], Any]:
+    """A field builder for a source's ``signatures`` table: the policy's ``[signatures]`` keys
+    (docs/signatures.md), relative paths resolved against the working directory."""
+
+    def build(raw: Any, where: str) -> Any:
+        from pathlib import Path
+
+        from mlgate.analyzers.core.policy import PolicyError, parse_signatures
+
+        if raw in (None, {}):
+            return None
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: {section}: expected a table of [signatures] settings")
+        try:
+            return parse_signatures(dict(raw), f"{where}: {section}", Path.cwd())
+        except PolicyError as exc:
+            raise ConfigError(str(exc)) from None
+
+    return build

@@ -28,9 +28,11 @@ from typing import Any
 
 import yaml
 
+from mlgate.analyzers.core.policy import SignaturePolicy
+
 from ..verdicts.signing import SigningKeyError, derive_controller_token, load_signing_key
 from .buckets import BucketConfig
-from .interface import ConfigError, build_settings, tomllib
+from .interface import ConfigError, build_settings, signature_override, tomllib
 
 DEFAULT_STATE_DIR = "mlgate-demo"
 ENV_PREFIX = "MLGATE_"
@@ -53,6 +55,11 @@ class MLflowConfig:
     gate_stages: bool = True  # move unapproved Staging/Production versions back to stage None
     max_download_bytes: int = 20 << 30
     max_download_files: int = 20_000
+    # [signatures] override for this registry (docs/signatures.md); empty: the scan policy's section
+    signatures: SignaturePolicy | None = field(
+        default=None, metadata={"build": signature_override("mlflow.signatures")}
+    )
+    sign_approved_key_file: str = ""  # EC private key (PEM): sign approved versions (docs/signatures.md)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from mlgate.analyzers.core.digest import file_sha256, manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.report import TargetReport, build_report
 from mlgate.analyzers.core.walker import BUDGET, TargetScan
+from mlgate.analyzers.signatures import sign_model
 
 from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
 from ..config.settings import ControllerConfig
@@ -44,12 +45,14 @@ from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, Source
 from ..runtime.logging_json import fields
 from ..scanning import scan_target
 from ..verdicts.gate import AliasGuard
+from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
 from ..verdicts.tags import build_tags, check_verdict, summary_details
 
 log = logging.getLogger("mlgate.mlflow")
 
 SOURCE = "mlflow"
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+MODEL_SIGNATURE_FILE = "mlgate.sig"  # <model folder>.mlgate.sig beside the folder
 _OWN_WRITE_TTL = 600.0
 _MODELS_PAGE = 1000  # search_registered_models maximum
 _T = TypeVar("_T")
@@ -108,7 +111,8 @@ class MLflowSource:
         self.registry_uri = config.registry_uri
         self.work_dir = config.state_path / "work"
         self._key = key
-        self._policy = policy
+        overridden = config.mlflow.signatures
+        self._policy = policy if overridden is None else replace(policy, signatures=overridden)
         self._resolver = resolver
         self._clock = clock
         self.guard = AliasGuard(key, client, SOURCE)
@@ -299,11 +303,11 @@ class MLflowSource:
         signed = check_verdict(self._key, name, ref, tags).signed
         if signed is not None and not request.force:
             return None
-        report = self._download_and_scan(name, ref)
+        report, model_signature = self._download_and_scan(name, ref)
         if signed is not None and signed.digest == report.digest and signed.verdict is report.verdict:
             log.info("digest verified", extra=fields(source=SOURCE, model=name, version=ref, digest=report.digest))
             return None
-        return Scanned(report)
+        return Scanned(report, model_signature)
 
     def record(self, request: ScanRequest, scanned: Scanned) -> None:
         _, name, ref = request.key
@@ -315,6 +319,8 @@ class MLflowSource:
                 self._call("set_model_version_tag", self.client.set_model_version_tag, name, ref, tag, value)
             except _Gone:
                 return
+        if isinstance(scanned.state, bytes) and report.verdict is Verdict.APPROVED:
+            self._publish_model_signature(name, ref, scanned.state)
         if report.verdict is not Verdict.APPROVED and self.settings.revert_unapproved_aliases:
             self.check_model(name)
 
@@ -327,14 +333,49 @@ class MLflowSource:
             written = self._own_writes.get((name, str(version), key))
         return written is not None and written[0] == value
 
-    def _download_and_scan(self, name: str, version: str) -> TargetReport:
+    def _download_and_scan(self, name: str, version: str) -> tuple[TargetReport, bytes | None]:
+        """The report, and (when configured and approved) an OpenSSF signature over the files as scanned."""
         label = f"models:/{name}/{version}"
         with self._downloaded(name, version) as (dest, problem):
             if dest is None:
-                return self._unscanned(label, problem)
+                return self._unscanned(label, problem), None
             if self._resolver is not None:
-                return scan_target(dest, self._policy, label=label, resolver=self._resolver)
-            return scan_target(dest, self._policy, label=label)
+                report = scan_target(dest, self._policy, label=label, resolver=self._resolver)
+            else:
+                report = scan_target(dest, self._policy, label=label)
+            signature = None
+            if report.verdict is Verdict.APPROVED and self.settings.sign_approved_key_file:
+                signature = self._sign(dest)
+            return report, signature
+
+    def _sign(self, model: Path) -> bytes:
+        """Sign the scanned files with the configured key (docs/signatures.md, "mlgate signs what it approves")."""
+        with tempfile.TemporaryDirectory(prefix="sign-", dir=self.work_dir) as tmp:
+            out = Path(tmp) / MODEL_SIGNATURE_FILE
+            sign_model(model, Path(self.settings.sign_approved_key_file), out)
+            return out.read_bytes()
+
+    def _publish_model_signature(self, name: str, version: str, signature: bytes) -> None:
+        """Upload the signature beside the model's artifact folder (never inside it: the digest would
+        change) and record its URI in ``mlgate.model_signature``."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
+        parent, _, folder = uri.rstrip("/").rpartition("/")
+        file_name = f"{folder or 'model'}.{MODEL_SIGNATURE_FILE}"
+        repo = get_artifact_repository(parent, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        with tempfile.TemporaryDirectory(prefix="sign-", dir=self.work_dir) as tmp:
+            local = Path(tmp) / file_name
+            local.write_bytes(signature)
+            self._call("upload model signature", repo.log_artifact, str(local))
+        self._call(
+            "set_model_version_tag",
+            self.client.set_model_version_tag,
+            name,
+            version,
+            MODEL_SIGNATURE_TAG,
+            f"{parent}/{file_name}",
+        )
 
     def current_digest(self, name: str, version: str) -> str:
         """The content digest of the version's artifacts as they are now (downloads them)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -175,7 +175,10 @@ class S3Source:
             if not request.force and self._call(lambda: self._already_verdicted(bucket, model), request):
                 self._release_quietly(bucket, claim)
                 return None
-            scanned = scan_model(bucket.s3, model, self.policy, self._resolver, ReadSession())
+            policy = (
+                self.policy if bucket.cfg.signatures is None else replace(self.policy, signatures=bucket.cfg.signatures)
+            )
+            scanned = scan_model(bucket.s3, model, policy, self._resolver, ReadSession())
             if scanned.session.errors:
                 self._raise_read_errors(model, scanned.session)
         except BaseException:

@@ -29,6 +29,8 @@ SCANNED_AT = "mlgate.scanned_at"
 SCANNER = "mlgate.scanner"
 FINDINGS = "mlgate.findings"
 SIGNATURE = "mlgate.signature"
+SIGNER = "mlgate.signer"  # the trusted signer whose model signature verified (docs/signatures.md)
+MODEL_SIGNATURE = "mlgate.model_signature"  # where mlgate's own OpenSSF signature of an approved model is
 
 UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
 _TOP_RULES = 3
@@ -82,14 +84,17 @@ def build_tags(
     digest = report.digest or UNKNOWN_DIGEST
     verdict = report.verdict.value
     scanned = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-    return {
+    tags = {
         VERDICT: verdict,
         DIGEST: digest,
         SCANNED_AT: scanned.strftime("%Y-%m-%dT%H:%M:%SZ"),
         SCANNER: f"mlgate {version()}",
         FINDINGS: summarize_findings(report),
-        SIGNATURE: sign_verdict(key, name, model_version, digest, verdict),
     }
+    if report.signer:
+        tags[SIGNER] = report.signer
+    tags[SIGNATURE] = sign_verdict(key, name, model_version, digest, verdict)  # written last
+    return tags
 
 
 def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> VerdictCheck:

@@ -45,8 +45,7 @@ def test_an_unreadable_key_file_is_one_line(tmp_path) -> None:
 
 def test_the_admission_verdict_lookup_does_not_load_the_s3_writer() -> None:
     code = (
-        "import sys, mlgate.controller.admission.verdict_lookup; "
-        "print('mlgate.controller.s3.actions' in sys.modules)"
+        "import sys, mlgate.controller.admission.verdict_lookup; print('mlgate.controller.s3.actions' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

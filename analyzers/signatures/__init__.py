@@ -1,0 +1,11 @@
+"""OpenSSF model signatures (the ``model-signing`` format): verify before approval, sign what is approved.
+
+``verify`` checks a model folder against its signature under the policy's ``[signatures]`` section
+(docs/signatures.md); ``sign`` writes a signature in the same format with an elliptic-curve key.
+Both read bytes only; the ``model_signing`` library is imported on first use.
+"""
+
+from .sign import sign_model
+from .verify import RULES, SignatureCheck, unsigned, verify_signature
+
+__all__ = ["RULES", "SignatureCheck", "sign_model", "unsigned", "verify_signature"]
