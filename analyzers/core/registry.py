@@ -26,25 +26,30 @@ if TYPE_CHECKING:
 
 AnalyzerFn = Callable[["Artifact", "ScanContext"], Iterable["Finding"]]
 
-# Modules that register analyzers. Listed explicitly: adding a format is one line here.
-ANALYZER_MODULES: tuple[str, ...] = (
-    "mlgate.analyzers.archives.zip_and_streams",
-    "mlgate.analyzers.archives.tar",
-    "mlgate.analyzers.archives.sevenzip",
-    "mlgate.analyzers.tensors.safetensors",
-    "mlgate.analyzers.savedmodel.analyzer",
-    "mlgate.analyzers.keras.containers",
-    "mlgate.analyzers.onnx.analyzer",
-    "mlgate.analyzers.configs.analyzer",
-    "mlgate.analyzers.embedded_code.python_source",
-    "mlgate.analyzers.tensors.gguf",
-    "mlgate.analyzers.pickles.analyzer",
-    "mlgate.analyzers.pickles.pytorch",
-    "mlgate.analyzers.pickles.numpy_arrays",
-)
+# Modules that register analyzers, with the kinds each one reads, in dispatch order. A module is
+# imported the first time one of its kinds is met, so a scan pays only for the formats it sees
+# (a pickle never loads protobuf, h5py or py7zr). Adding a format is one line here;
+# tests/core/test_registry.py checks these lists against what the modules register.
+_COMPRESSED = (Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.ZLIB, Kind.ZSTD, Kind.LZ4)
+ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
+    "mlgate.analyzers.archives.zip_and_streams": (Kind.ZIP, *_COMPRESSED),
+    "mlgate.analyzers.archives.tar": (Kind.TAR,),
+    "mlgate.analyzers.archives.sevenzip": (Kind.SEVENZIP,),
+    "mlgate.analyzers.tensors.safetensors": (Kind.SAFETENSORS,),
+    "mlgate.analyzers.savedmodel.analyzer": (Kind.SAVEDMODEL,),
+    "mlgate.analyzers.keras.containers": (Kind.ZIP, Kind.HDF5, Kind.KERAS_METADATA),
+    "mlgate.analyzers.onnx.analyzer": (Kind.ONNX,),
+    "mlgate.analyzers.configs.analyzer": (Kind.JSON, Kind.YAML, Kind.TEXT),
+    "mlgate.analyzers.embedded_code.python_source": (Kind.PYTHON,),
+    "mlgate.analyzers.tensors.gguf": (Kind.GGUF,),
+    "mlgate.analyzers.pickles.analyzer": (Kind.PICKLE,),
+    "mlgate.analyzers.pickles.pytorch": (Kind.ZIP, Kind.TAR),
+    "mlgate.analyzers.pickles.numpy_arrays": (Kind.NUMPY,),
+}
+_ORDER = {module: i for i, module in enumerate(ANALYZER_MODULES)}
 
 _REGISTRY: dict[Kind, list[tuple[str, AnalyzerFn]]] = {}
-_loaded = False
+_loaded_kinds: set[Kind] = set()
 
 
 def register(kind: Kind, name: str) -> Callable[[AnalyzerFn], AnalyzerFn]:
@@ -60,16 +65,17 @@ def register(kind: Kind, name: str) -> Callable[[AnalyzerFn], AnalyzerFn]:
 
 
 def analyzers_for(kind: Kind) -> list[tuple[str, AnalyzerFn]]:
-    """The (name, function) pairs registered for ``kind``, in registration order."""
-    load_all()
-    return list(_REGISTRY.get(kind, ()))
+    """The (name, function) pairs registered for ``kind``, in ``ANALYZER_MODULES`` order."""
+    if kind not in _loaded_kinds:
+        for module, kinds in ANALYZER_MODULES.items():
+            if kind in kinds:
+                importlib.import_module(module)
+        _loaded_kinds.add(kind)
+    entries = _REGISTRY.get(kind, ())
+    return sorted(entries, key=lambda entry: _ORDER.get(entry[1].__module__, len(_ORDER)))
 
 
 def load_all() -> None:
-    """Import every analyzer module once, so their ``register`` calls run."""
-    global _loaded
-    if _loaded:
-        return
+    """Import every analyzer module, so all their ``register`` calls have run (rule catalogue, tests)."""
     for module in ANALYZER_MODULES:
         importlib.import_module(module)
-    _loaded = True

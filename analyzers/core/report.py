@@ -14,14 +14,10 @@ from .walker import TargetScan
 
 
 def version() -> str:
-    """The installed mlgate version."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    """The mlgate version (``mlgate.analyzers.__version__``, which packaging reads too)."""
+    from .. import __version__
 
-    try:
-        return dist_version("mlgate")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0.0.0+unknown"
+    return __version__
 
 
 @dataclass

@@ -2,6 +2,9 @@
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
 which registers its arguments and sets ``func`` (returns the exit status).
+Only the module of the subcommand being run is imported (``mlgate scan`` never
+loads the controller, MLflow or boto3); the full list is built for help and for
+an unknown command's error message.
 Errors meant for people are raised as ``UsageError`` and printed as one line
 with exit status 2; nothing reaches the user as a traceback.
 """
@@ -14,15 +17,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mlgate.analyzers.core.report import version
+from mlgate.analyzers import __version__
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "mlgate.controller.cli.scan",
-    "mlgate.controller.cli.controller",
-    "mlgate.controller.cli.mlflow",
-    "mlgate.controller.cli.check",
-    "mlgate.controller.cli.admission",
-)
+COMMANDS: dict[str, str] = {  # subcommand -> the module that defines it, in help order
+    "scan": "mlgate.controller.cli.scan",
+    "controller": "mlgate.controller.cli.controller",
+    "mlflow": "mlgate.controller.cli.mlflow",
+    "check": "mlgate.controller.cli.check",
+    "admission-server": "mlgate.controller.cli.admission",
+}
 
 EXIT_OK = 0
 EXIT_QUARANTINED = 1
@@ -33,21 +36,35 @@ class UsageError(Exception):
     """A problem the user can fix (bad path, bad policy, unreachable registry): one line, exit 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` given, only the subcommand it names is loaded (all of them otherwise)."""
     parser = argparse.ArgumentParser(
         prog="mlgate",
         description="Statically scan ML models and gate their promotion. Never executes model content.",
     )
-    parser.add_argument("--version", action="version", version=f"mlgate {version()}")
+    parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(subparsers)
+    for name in _needed_commands(argv):
+        importlib.import_module(COMMANDS[name]).add_parser(subparsers)
     return parser
 
 
+def _needed_commands(argv: Sequence[str] | None) -> list[str]:
+    """The subcommand ``argv`` runs, none for a bare ``--version``, else all (help, errors)."""
+    if argv is None:
+        return list(COMMANDS)
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in COMMANDS:
+        return [words[0]]
+    if not words and "--version" in argv and not {"-h", "--help"} & set(argv):
+        return []
+    return list(COMMANDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
