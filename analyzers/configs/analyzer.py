@@ -25,6 +25,7 @@ from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import ScanContext
 from ..embedded_code.templates import lint_template
+from ..secrets import SECRET_FIELD
 from . import huggingface as config_hf
 from . import hydra as config_hydra
 from . import mlflow_model as config_mlflow
@@ -77,18 +78,23 @@ HANDLERS: tuple[Handler, ...] = (config_hf.handle, config_hydra.handle, config_m
 
 @register(Kind.JSON, "configs")
 def analyze_json(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
-    yield from _analyze(parse_json(_read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")), artifact, ctx)
+    raw = _read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
+    ctx.observe_document(artifact.location, raw.decode("utf-8", "replace"), reachable=True)
+    yield from _analyze(parse_json(raw), artifact, ctx)
 
 
 @register(Kind.YAML, "configs")
 def analyze_yaml(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
-    yield from _analyze(parse_yaml(_read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")), artifact, ctx)
+    raw = _read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
+    ctx.observe_document(artifact.location, raw.decode("utf-8", "replace"), reachable=True)
+    yield from _analyze(parse_yaml(raw), artifact, ctx)
 
 
 @register(Kind.TEXT, "configs")
 def analyze_text(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
     name = PurePosixPath(artifact.name).name
     lower = name.lower()
+    ctx.observe_document(artifact.location, _text(artifact, ctx), reachable=False)  # cards, notes, lists
     if any(fnmatch.fnmatchcase(lower, pattern) for pattern in REQUIREMENT_FILES):
         text = _text(artifact, ctx)
         lines = [(f"{artifact.location}:{n}", line) for n, line in enumerate(text.splitlines(), 1)]
@@ -104,10 +110,14 @@ def _analyze(doc: Document, artifact: Artifact, ctx: ScanContext) -> Iterator[Fi
     # Duplicates and Hydra targets: find the mappings that have them among those the parser built;
     # walk the tree for their paths only when there is one (big tokenizer files have none).
     flagged = {id(m) for m in doc.mappings if m.duplicates or isinstance(m.get("_target_"), str)}
+    flagged |= {id(m) for m in doc.mappings if any(isinstance(k, str) and SECRET_FIELD.search(k) for k in m)}
     for path, node in walk(doc.data) if flagged else ():
         if id(node) not in flagged:
             continue
         flagged.discard(id(node))  # once per mapping, at its first path (YAML aliases share mappings)
+        for key, value in node.items():
+            if isinstance(key, str) and isinstance(value, str) and SECRET_FIELD.search(key):
+                ctx.observe_value(site.at(join(str(path), key)), value, key)
         if isinstance(node, ConfigDict) and node.duplicates:
             yield from _duplicates(site, str(path), node.duplicates)
         target = node.get("_target_")

@@ -49,6 +49,7 @@ class Finding:
     message: str
     incomplete: bool = False  # True when this finding means part of the target was not read
     suppressed: str | None = None  # reason from the policy, when a suppression matched
+    fingerprint: str | None = None  # a value's sha256 prefix, when the finding is about a value (secrets)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -62,6 +63,8 @@ class Finding:
             out["incomplete"] = True
         if self.suppressed is not None:
             out["suppressed"] = self.suppressed
+        if self.fingerprint is not None:
+            out["fingerprint"] = self.fingerprint
         return out
 
 

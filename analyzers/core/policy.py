@@ -82,6 +82,27 @@ class SignaturePolicy:
 
 
 @dataclass(frozen=True)
+class SecretsPolicy:
+    """The ``[secrets]`` section: how found credentials count (docs/secrets.md)."""
+
+    quarantine: bool = True  # false: secrets are reported but never decide the verdict
+    severities: tuple[tuple[str, Severity], ...] = ()  # (rule id, severity) overrides
+    allow: frozenset[str] = frozenset()  # fingerprints (sha256:...) of known, harmless values
+
+    def apply(self, finding: Finding) -> Finding:
+        if not finding.rule.startswith(("MLG-SEC-", "MLG-NET-")):
+            return finding
+        override = dict(self.severities).get(finding.rule)
+        if override is not None:
+            finding = replace(finding, severity=override)
+        if finding.fingerprint is not None and finding.fingerprint in self.allow:
+            return replace(finding, suppressed="value allowlisted in [secrets] allow")
+        if not self.quarantine and finding.rule.startswith("MLG-SEC-"):
+            return replace(finding, suppressed="[secrets] quarantine = false: reported, never decides the verdict")
+        return finding
+
+
+@dataclass(frozen=True)
 class Policy:
     quarantine_at: Severity = Severity.HIGH
     quarantine_incomplete: bool = True
@@ -89,11 +110,15 @@ class Policy:
     budgets: Budgets = field(default_factory=Budgets)
     suppressions: tuple[Suppression, ...] = ()
     signatures: SignaturePolicy = field(default_factory=SignaturePolicy)
+    secrets: SecretsPolicy = field(default_factory=SecretsPolicy)
 
     def apply_suppressions(self, findings: list[Finding]) -> list[Finding]:
         """Findings with ``suppressed`` set where a suppression matches (they stay in the report)."""
         out = []
-        for finding in findings:
+        for finding in map(self.secrets.apply, findings):
+            if finding.suppressed is not None:
+                out.append(finding)
+                continue
             match = next((s for s in self.suppressions if s.matches(finding)), None)
             out.append(finding if match is None else replace(finding, suppressed=match.reason))
         return out
@@ -131,7 +156,7 @@ def load_policy(path: str | Path | None) -> Policy:
 
 
 def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy:
-    _only_keys(data, {"verdict", "budgets", "suppress", "signatures"}, where)
+    _only_keys(data, {"verdict", "budgets", "suppress", "signatures", "secrets"}, where)
     policy = Policy()
     verdict = _table(data, "verdict", where)
     _only_keys(verdict, {"quarantine_at", "incomplete", "unresolved_dependencies"}, f"{where} [verdict]")
@@ -168,7 +193,30 @@ def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy
                 raise PolicyError(f"{label}: {key} is required and must be a non-empty string")
         items.append(Suppression(rule=entry["rule"], path=str(entry.get("path", "*")), reason=entry["reason"]))
     policy = replace(policy, suppressions=tuple(items))
+    policy = replace(policy, secrets=_secrets(_table(data, "secrets", where), f"{where} [secrets]"))
     return replace(policy, signatures=parse_signatures(_table(data, "signatures", where), where, base or Path.cwd()))
+
+
+def _secrets(table: dict[str, Any], label: str) -> SecretsPolicy:
+    _only_keys(table, {"quarantine", "severity", "allow"}, label)
+    quarantine = table.get("quarantine", True)
+    if not isinstance(quarantine, bool):
+        raise PolicyError(f"{label} quarantine: expected true or false, got {quarantine!r}")
+    raw_severity = table.get("severity", {})
+    if not isinstance(raw_severity, dict):
+        raise PolicyError(f'{label} severity: expected a table like {{ "MLG-SEC-010" = "low" }}')
+    severities = []
+    for rule, value in raw_severity.items():
+        if not str(rule).startswith(("MLG-SEC-", "MLG-NET-")):
+            raise PolicyError(f"{label} severity: {rule!r} is not a secret or network rule id")
+        try:
+            severities.append((str(rule), Severity.parse(str(value))))
+        except ValueError as exc:
+            raise PolicyError(f"{label} severity {rule}: {exc}") from None
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(v, str) and v.startswith("sha256:") for v in allow):
+        raise PolicyError(f'{label} allow: expected a list of fingerprints like "sha256:0123abcd..."')
+    return SecretsPolicy(quarantine=quarantine, severities=tuple(severities), allow=frozenset(allow))
 
 
 def parse_signatures(table: dict[str, Any], where: str, base: Path) -> SignaturePolicy:

@@ -45,6 +45,7 @@ ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
     "mlgate.analyzers.pickles.analyzer": (Kind.PICKLE,),
     "mlgate.analyzers.pickles.pytorch": (Kind.ZIP, Kind.TAR),
     "mlgate.analyzers.pickles.numpy_arrays": (Kind.NUMPY,),
+    "mlgate.analyzers.secrets.binary_strings": (Kind.PICKLE, Kind.SAVEDMODEL, Kind.KERAS_METADATA, Kind.ONNX),
 }
 _ORDER = {module: i for i, module in enumerate(ANALYZER_MODULES)}
 

@@ -15,7 +15,7 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -86,6 +86,7 @@ class ScanContext:
         self.references: list[Reference] = []
         self._budgets_reported: set[str] = set()
         self._parsed: dict[str, dict[str, object]] = {}
+        self.secret_values: set[str] = set()  # never leave the scan: scrubbed from every message
 
     @property
     def complete(self) -> bool:
@@ -147,6 +148,26 @@ class ScanContext:
 
     def add_reference(self, reference: Reference) -> None:
         self.references.append(reference)
+
+    def observe_document(self, location: str, text: str, reachable: bool = True) -> None:
+        """The text of a whole file or stream an analyzer read (a config, a header, a pickle stream
+        decoded as latin-1): report the secrets it holds, at ``location@offset``, and when a loader
+        reads it (``reachable``) the network locations it names (docs/secrets.md)."""
+        from ..secrets import inspect_document
+
+        self._observed(inspect_document(location, text, reachable))
+
+    def observe_value(self, location: str, value: str, field: str) -> None:
+        """One value of a secret-named field (``token``, ``password``...): flagged when it looks like a
+        secret even without a known token shape. Values already reported are not reported again."""
+        from ..secrets import inspect_value
+
+        self._observed(inspect_value(location, value, field, self.secret_values))
+
+    def _observed(self, result: tuple[list[Finding], set[str]]) -> None:
+        findings, values = result
+        self.secret_values.update(values)
+        self.findings.extend(findings)
 
     def budget_exceeded(self, exc: BudgetExceeded, location: str) -> None:
         """Record a budget overrun once per budget (later overruns of the same budget add nothing)."""
@@ -272,6 +293,14 @@ def scan_artifacts(
         ctx.walk(artifact)
         if content_hash is not None:
             hashes.append((artifact.location, content_hash(artifact)))
+    if ctx.secret_values:
+        from ..secrets import redact
+
+        ctx.findings[:] = [
+            replace(f, message=redact(f.message, ctx.secret_values), location=redact(f.location, ctx.secret_values))
+            for f in ctx.findings
+        ]
+        ctx.references[:] = [replace(r, ref=redact(r.ref, ctx.secret_values)) for r in ctx.references]
     return TargetScan(
         target=ctx.target,
         findings=ctx.findings,

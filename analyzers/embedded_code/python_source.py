@@ -135,6 +135,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
         data = read_exact(stream, MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:
         raise BudgetExceeded("python_source_bytes", f"Python file larger than {MAX_SOURCE_BYTES} bytes not analyzed")
+    ctx.observe_document(artifact.location, data.decode("utf-8", "replace"), reachable=False)
     findings = analyze_source(data, artifact.location)
     if _is_torchscript_source(artifact):
         # TorchScript code is compiled by torch.jit, not imported: the PyTorch analyzer owns it

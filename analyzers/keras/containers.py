@@ -128,6 +128,7 @@ def analyze_keras_h5(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
             continue
         raw = attrs[key]
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+        ctx.observe_document(f"{artifact.location}:{key}", text, reachable=True)
         if len(text) > MAX_CONFIG_BYTES:
             raise Malformed(f"HDF5 attribute {key} is larger than {MAX_CONFIG_BYTES} bytes")
         where = f"{artifact.location}:{key}"

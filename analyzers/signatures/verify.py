@@ -98,8 +98,12 @@ def verify_signature(target: Path, policy: SignaturePolicy) -> SignatureCheck:
 
 
 def unsigned(policy: SignaturePolicy) -> SignatureCheck:
-    """The result for a model that carries no signature file."""
+    """The result for a model that carries no signature file: high where the policy requires a
+    signature, info where the policy trusts signers but does not require one, and nothing at all
+    under a policy that uses no signatures (the report's ``signature`` is null there)."""
     where = policy.signature_file
+    if not policy.require and not policy.has_trust:
+        return SignatureCheck()
     if policy.require:
         message = f"no {where} at the model root; the policy requires models signed by a trusted signer"
         return SignatureCheck([REQUIRED.finding(where, message)])

@@ -94,6 +94,7 @@ class _Reader:
     """Bounded little/big-endian reads over a buffered stream with a known (or unknown) size."""
 
     def __init__(self, stream: BinaryIO, size: int | None) -> None:
+        self.ctx: ScanContext | None = None  # where extracted strings are observed (secrets)
         self.stream = stream
         self.size = size
         self.pos = 0
@@ -156,6 +157,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
     with ctx.open(artifact) as raw:
         stream = io.BufferedReader(raw, buffer_size=1 << 16)  # type: ignore[arg-type]
         reader = _Reader(stream, artifact.size)
+        reader.ctx = ctx
         try:
             yield from _parse(reader, artifact)
         except _Limit as exc:
@@ -181,6 +183,7 @@ def _parse(reader: _Reader, artifact: Artifact) -> Iterator[Finding]:
         raise _Limit(f"{tensor_count} tensors (limit {MAX_TENSORS})", 8)
     seen: set[str] = set()
     alignment = DEFAULT_ALIGNMENT
+    ctx = reader.ctx
     for _ in range(kv_count):
         key_at = reader.pos
         key = reader.string(MAX_KEY, "metadata key")
@@ -194,6 +197,10 @@ def _parse(reader: _Reader, artifact: Artifact) -> Iterator[Finding]:
         if value_type == _STRING and (key == TEMPLATE_KEY or key.startswith(TEMPLATE_KEY + ".")):
             template = reader.string(MAX_STRING, key)
             yield from lint_template(template, f"{artifact.at(value_at)}#{key}")
+        elif value_type == _STRING and ctx is not None:  # metadata text: secrets, where the model phones home
+            value = reader.string(MAX_STRING, key)
+            ctx.observe_document(f"{artifact.at(value_at)}#{key}", value, reachable=True)
+            ctx.observe_value(f"{artifact.at(value_at)}#{key}", value, key)
         elif key == "general.alignment" and value_type in _FIXED:
             alignment = int(reader.unpack(_FIXED[value_type]))
             if alignment <= 0 or alignment & (alignment - 1):

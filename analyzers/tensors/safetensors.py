@@ -70,6 +70,7 @@ def analyze_safetensors(artifact: Artifact, ctx: ScanContext) -> Iterator[Findin
         if length > MAX_HEADER or 8 + length > size:
             raise Malformed(f"header length {length} exceeds the limit or the file size ({size} bytes)", 0)
         raw = read_exact(stream, length)
+    ctx.observe_document(artifact.at(8), raw.decode("utf-8", "replace"), reachable=True)  # __metadata__ text
     duplicates: list[str] = []
     header = _parse(raw, duplicates)
     if duplicates:

@@ -19,6 +19,7 @@ def _documented() -> dict[str, str]:
 def _declared() -> dict[str, str]:
     load_all()
     import mlgate.analyzers.core.walker
+    import mlgate.analyzers.secrets
     import mlgate.analyzers.signatures  # noqa: F401 - declares the signature rules (not a registered analyzer)
 
     return {rule.id: rule.severity.label for rule in CATALOGUE.values() if not rule.id.startswith("MLG-TEST-")}

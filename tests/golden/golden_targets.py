@@ -48,7 +48,8 @@ def targets() -> list[str]:
 
 
 def scan_reports(mlgate: list[str]) -> dict[str, dict]:
-    """Scan every target with the given ``mlgate`` command; reports keyed by target, durations removed."""
+    """Scan every target with the given ``mlgate`` command; reports keyed by target, durations removed
+    and the checkout's own path written ``<repo>`` (a dependency's cache path appears in reasons)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "HF_"))}
     env["HF_HUB_CACHE"] = str(REPO / "tests/fixtures/deps/hub")
     names = targets()
@@ -64,7 +65,7 @@ def scan_reports(mlgate: list[str]) -> dict[str, dict]:
         for dep in target.get("dependencies", ()):
             for key in VOLATILE:
                 dep.pop(key, None)
-        reports[target["target"]] = target
+        reports[target["target"]] = json.loads(json.dumps(target).replace(str(REPO), "<repo>"))
     return reports
 
 

@@ -139,7 +139,7 @@ def test_truncated_protobuf_is_incomplete_not_clean(tmp_path) -> None:
     data = (FIXTURES / "savedmodel" / "evil_rw" / "saved_model.pb").read_bytes()
     result = _write(tmp_path, data[: len(data) // 2])
     assert not result.complete
-    assert [f.rule for f in result.findings] == ["MLG-CORE-003"]
+    assert [f.rule for f in result.findings if not f.rule.startswith("MLG-NET-")] == ["MLG-CORE-003"]
 
 
 def test_deeply_nested_protobuf_is_incomplete_not_a_crash(tmp_path) -> None:

@@ -138,8 +138,12 @@ def test_require_quarantines_an_unsigned_model(tmp_path) -> None:
     _, public = _keypair(tmp_path, "team")
     status, report = _scan(model, _policy(tmp_path, public, require=True))
     assert status == 1 and "MLG-SIG-004" in _rules(report)
-    status, report = _scan(model, None)  # elsewhere: only an info finding
+    not_required = tmp_path / "trust-only.toml"
+    not_required.write_text(f"[signatures]\ntrusted_public_keys = [{json.dumps(str(public))}]\n")
+    status, report = _scan(model, not_required)  # signers trusted, signature not required: info only
     assert status == 0 and "MLG-SIG-005" in _rules(report)
+    status, report = _scan(model, None)  # no signature policy: nothing to say, the report's signature is null
+    assert status == 0 and not _rules(report) and report["signature"] is None
 
 
 def test_a_bad_signature_section_is_one_line(tmp_path) -> None:
