@@ -39,10 +39,10 @@ from typing import BinaryIO
 
 from ..archives.streams import OwnedSlice
 from ..core.artifact import Artifact, read_exact
-from ..core.budget import MiB
+from ..core.budget import BudgetExceeded, MiB
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, sniff
-from ..core.registry import register
+from ..core.registry import Probe, register, register_probe
 from ..core.walker import Malformed, ScanContext
 from ..embedded_code.marshal_names import CodeInfo, dangerous_code_names, parse_code
 from .joblib_arrays import inline_data
@@ -539,7 +539,7 @@ class _Listener(Events):
             payload = self.scan.evaluate(value)
             if type(payload) is bytes:
                 kind = sniff(payload[:SNIFF_BYTES])
-                if kind in DATA_KINDS:
+                if kind in DATA_KINDS and payload[:1] and payload[0] not in PICKLE_STARTS:
                     outcomes.append(f"payload of {len(payload)} bytes is no format mlgate can scan")
                     continue
                 self.payloads.append(
@@ -547,7 +547,7 @@ class _Listener(Events):
                 )
                 outcomes.append("scanned")
             elif type(payload) is Big and payload.kind in ("bytes", "bytearray") and not self.reading:
-                if sniff(payload.head) in DATA_KINDS:
+                if sniff(payload.head) in DATA_KINDS and payload.head[:1] and payload.head[0] not in PICKLE_STARTS:
                     outcomes.append(f"payload of {payload.length} bytes is no format mlgate can scan")
                     continue
                 self.payloads.append(
@@ -1023,3 +1023,72 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     """Scan every pickle stream of ``artifact`` without unpickling it."""
     return _Scan(artifact, ctx).run()
+
+
+# --- the probe: is this a pickle, whatever the sniffer said? -------------------------------------
+PROBE_STREAMS = 16
+"""Complete streams of plain data a probe reads past while looking for an import."""
+
+
+class _Claimed(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _importable(dotted: str | None) -> bool:
+    """Whether ``find_class`` could import this: dotted Python identifiers (``os``, ``Foo.bar``)."""
+    return bool(dotted) and all(part.isidentifier() for part in dotted.split("."))  # type: ignore[union-attr]
+
+
+class _ProbeEvents(Events):
+    """Stops the VM at the first name the unpickler would import: from there on it is a pickle."""
+
+    def global_ref(self, module: str | None, name: str | None, offset: int, opcode: str, proto: int) -> object:
+        if _importable(module) and _importable(name):
+            raise _Claimed(f"{opcode} imports {module}.{name} at offset {offset}")
+        return super().global_ref(module, name, offset, opcode, proto)
+
+
+def _probe_run(stream: BinaryIO, size: int | None, ctx: ScanContext | None, by_name: bool) -> tuple[bool | None, str]:
+    """Run up to ``PROBE_STREAMS`` streams: (True, why) a pickle, (False, why) not one, (None, _) ran out of bytes."""
+    vm = PickleVM(stream, _ProbeEvents(), size=size, tick=ctx.tracker.check_time if ctx is not None else None)
+    try:
+        for _ in range(PROBE_STREAMS):
+            result = vm.run_stream()
+            if result.truncated:
+                return None, f"ends before STOP at offset {result.end}"
+            if not result.stopped:
+                op = result.error or "breaks"
+                return False, f"pickle.load fails at offset {result.error_offset}: {op}"
+            if by_name:
+                return True, f"a complete pickle stream of {result.end - result.start} bytes"
+            if vm.at_eof() or vm.peek(1)[0] not in PICKLE_STARTS:
+                return False, "a pickle of plain data that imports nothing"
+    except _Claimed as claimed:
+        return True, claimed.detail
+    return False, f"{PROBE_STREAMS} pickle streams of plain data that import nothing"
+
+
+@register_probe(Kind.PICKLE)
+def probe(artifact: Artifact, ctx: ScanContext, head: bytes, by_name: bool) -> Probe:
+    """Whether ``pickle.load`` would import something from ``artifact`` (or, ``by_name``, read it at all).
+
+    The VM runs on the sniffed head first (non-pickles break within a few bytes), then, when the
+    head ends mid-stream, on the whole artifact. Nothing is imported or called.
+    """
+    if not head or head[0] not in PICKLE_STARTS:
+        first = f"0x{head[0]:02x}" if head else "nothing"
+        return Probe(False, f"pickle.load fails at offset 0: {first} is not a pickle opcode")
+    try:
+        decided, detail = _probe_run(io.BytesIO(head), len(head), None, by_name)
+        if decided is None and artifact.size is not None and artifact.size > len(head):
+            with ctx.open(artifact) as stream:
+                decided, detail = _probe_run(stream, artifact.size, ctx, by_name)
+    except (BudgetExceeded, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the VM failed: let the full analyzer run and report it
+        return Probe(True, f"the pickle VM failed while probing ({type(exc).__name__})")
+    if decided is None:  # pickle.load raises EOFError before importing anything: nothing runs
+        return Probe(False, f"pickle.load {detail.replace('ends', 'reaches the end')} without importing anything")
+    return Probe(decided, detail)

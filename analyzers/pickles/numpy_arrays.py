@@ -149,7 +149,7 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
             f"array of dtype {descr!r} stores its elements as a pickle: np.load(allow_pickle=True) unpickles it; "
             "the pickle was scanned",
         )
-        _walk_rest(artifact, ctx, data_start, "object array pickle")
+        _walk_rest(artifact, ctx, data_start, "object array pickle", loaded_as=".pkl")
         return
     element = itemsize(descr)
     if size is None or element is None or not isinstance(shape, tuple):
@@ -174,11 +174,13 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         _walk_rest(artifact, ctx, expected, f"@{expected}")
 
 
-def _walk_rest(artifact: Artifact, ctx: ScanContext, start: int, name: str) -> None:
+def _walk_rest(artifact: Artifact, ctx: ScanContext, start: int, name: str, loaded_as: str | None = None) -> None:
     size = artifact.size
 
     def opener() -> BinaryIO:
         end = size if size is not None else 1 << 62
         return OwnedSlice(artifact.open(), start, end - start)  # type: ignore[return-value]
 
-    ctx.walk(artifact.child(name, opener, None if size is None else size - start, container="npy"))
+    child = artifact.child(name, opener, None if size is None else size - start, container="npy")
+    child.loaded_as = loaded_as  # np.load(allow_pickle=True) unpickles an object array's data, whatever it sniffs as
+    ctx.walk(child)

@@ -1171,6 +1171,10 @@ class PickleVM:
                     raise _Break(f"{OPNAMES.get(op, hex(op))}: stack underflow", wbase + pos - 1) from None
                 except TypeError as exc:  # unhashable dict key or set item, as CPython raises
                     raise _Break(f"{OPNAMES.get(op, hex(op))}: {exc}", wbase + pos - 1) from None
+                except UnicodeDecodeError as exc:  # the unpicklers decode these arguments and fail the same way
+                    raise _Break(
+                        f"{OPNAMES.get(op, hex(op))}: argument is not UTF-8 ({exc.reason})", wbase + pos - 1
+                    ) from None
         finally:
             result.events = nevents
             memo.count = mcount
