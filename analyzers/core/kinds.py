@@ -53,6 +53,8 @@ class Kind(enum.Enum):
 
 # Kinds that are plain data when no analyzer claims them: never a finding on their own.
 DATA_KINDS = frozenset({Kind.UNKNOWN, Kind.TEXT})
+# Kinds ``sniff`` picks from the name alone (no magic bytes): the content was not checked.
+NAME_ONLY_KINDS = frozenset({Kind.SAVEDMODEL, Kind.KERAS_METADATA, Kind.MSGPACK, Kind.YAML, Kind.PYTHON})
 
 _ELF = b"\x7fELF"
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")

@@ -23,7 +23,17 @@ from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
 from .digest import file_sha256, manifest_digest
 from .findings import Finding, Rule, Severity
-from .kinds import DATA_KINDS, OPAQUE_SUFFIXES, SNIFF_BYTES, Kind, Promise, expected_kinds, promise_for, sniff
+from .kinds import (
+    DATA_KINDS,
+    NAME_ONLY_KINDS,
+    OPAQUE_SUFFIXES,
+    SNIFF_BYTES,
+    Kind,
+    Promise,
+    expected_kinds,
+    promise_for,
+    sniff,
+)
 from .references import Reference
 from .registry import analyzers_for, probe_for
 
@@ -218,8 +228,8 @@ class ScanContext:
         opcode goes through it too (non-pickles fail within a few bytes). The VM decides.
         Returns the kind to use and extra (name, analyzer) pairs to run.
         """
-        if kind is Kind.PICKLE or (promise is not None and kind in promise.accepts):
-            return kind, []  # the loader this name selects reads the sniffed format, not a pickle
+        if kind is Kind.PICKLE or (promise is not None and kind in promise.accepts and kind not in NAME_ONLY_KINDS):
+            return kind, []  # the loader this name selects reads the sniffed format (by its magic), not a pickle
         by_name = promise is not None and promise.pickle_loader
         probe = probe_for(Kind.PICKLE)
         if probe is None:
@@ -259,9 +269,10 @@ class ScanContext:
         if kind is Kind.EXECUTABLE:
             self.add(EXECUTABLE.finding(artifact.location, "native executable or script shipped with the model"))
         if promise is not None and kind not in promise.accepts:
+            suffix = PurePosixPath((artifact.loaded_as or artifact.name).replace("\\", "/")).suffix.lower()
             if artifact.location in self._promised_findings:
-                return  # already reported by the pickle route, with the VM's reason
-            if promise.strict:
+                pass  # already reported by the pickle route, with the VM's reason
+            elif promise.strict:
                 self.add(
                     NOT_AS_PROMISED.finding(
                         artifact.location,
@@ -269,9 +280,7 @@ class ScanContext:
                         "selects fails on it or reads something else, so the model cannot be read as promised",
                     )
                 )
-                return
-            suffix = PurePosixPath((artifact.loaded_as or artifact.name).replace("\\", "/")).suffix.lower()
-            if kind in DATA_KINDS and suffix in OPAQUE_SUFFIXES:
+            elif kind in DATA_KINDS and suffix in OPAQUE_SUFFIXES:
                 self.add(
                     OPAQUE.finding(
                         artifact.location,
@@ -280,7 +289,6 @@ class ScanContext:
                         "them was analyzed, and no loader mlgate knows would execute them",
                     )
                 )
-                return
         expected = expected_kinds(artifact.name)
         if expected is not None and kind not in expected and kind is not Kind.UNKNOWN:
             wanted = "/".join(sorted(k.value for k in expected))

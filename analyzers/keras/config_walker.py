@@ -294,6 +294,8 @@ class _Walker:
                 return
             elif module == "builtins" and isinstance(name, str) and name in keras_names()[0]:
                 return  # Keras maps "builtins" + a name to its own keras.<activations|losses|...>.<name>
+            elif module == "builtins" and isinstance(name, str) and name.partition(">")[0] in KERAS_PACKAGES:
+                return  # "keras_hub>gelu_approximate": registered by a Keras package when it is imported
             elif module == "builtins" and isinstance(name, str) and name not in _PY_BUILTINS:
                 self.unmapped_function(name, path)
             else:

@@ -836,7 +836,11 @@ class _Scan:
             def opener() -> BinaryIO:
                 return OwnedSlice(parent.open(), start, size - start)  # type: ignore[return-value]
 
-            self.ctx.walk(parent.child(f"@{start}", opener, size - start, container="pickle"))
+            child = parent.child(f"@{start}", opener, size - start, container="pickle")
+            # Under a name that promises a pickle, trailing bytes must be a pickle too (or, for .bin/.dat,
+            # opaque data): random bytes after one short valid stream are not a model mlgate read.
+            child.loaded_as = parent.loaded_as or parent.name
+            self.ctx.walk(child)
         return [finding]
 
     def _cut_readings(self, cuts: list[FrameCut]) -> list[Finding]:
@@ -1042,17 +1046,40 @@ def _importable(dotted: str | None) -> bool:
 
 
 class _ProbeEvents(Events):
-    """Stops the VM at the first name the unpickler would import: from there on it is a pickle."""
+    """Stops the VM where the bytes start acting like a pickle.
+
+    For a name that selects a pickle loader, that is the first name the unpickler would import.
+    For any other name, an import alone is not enough (``cat\ndog\n`` in a vocabulary file is a
+    GLOBAL of ``at.dog``): the imported name must be called, or the stream must reach STOP.
+    """
+
+    def __init__(self, by_name: bool) -> None:
+        self.by_name = by_name
+        self.imported = ""
 
     def global_ref(self, module: str | None, name: str | None, offset: int, opcode: str, proto: int) -> object:
         if _importable(module) and _importable(name):
-            raise _Claimed(f"{opcode} imports {module}.{name} at offset {offset}")
+            what = f"{opcode} imports {module}.{name} at offset {offset}"
+            if self.by_name or opcode == "INST":
+                raise _Claimed(what)
+            self.imported = self.imported or what
         return super().global_ref(module, name, offset, opcode, proto)
+
+    def call(self, shape: str, func: object, args: object, kwargs: object, offset: int) -> object:
+        if self.imported:
+            raise _Claimed(f"{self.imported}, and {shape} at offset {offset} calls")
+        return super().call(shape, func, args, kwargs, offset)
+
+    def mutate(self, shape: str, target: object, payload: object, offset: int) -> InlineBytes | InlinePickle | None:
+        if self.imported:
+            raise _Claimed(f"{self.imported}, and {shape} at offset {offset} changes it")
+        return None
 
 
 def _probe_run(stream: BinaryIO, size: int | None, ctx: ScanContext | None, by_name: bool) -> tuple[bool | None, str]:
     """Run up to ``PROBE_STREAMS`` streams: (True, why) a pickle, (False, why) not one, (None, _) ran out of bytes."""
-    vm = PickleVM(stream, _ProbeEvents(), size=size, tick=ctx.tracker.check_time if ctx is not None else None)
+    events = _ProbeEvents(by_name)
+    vm = PickleVM(stream, events, size=size, tick=ctx.tracker.check_time if ctx is not None else None)
     try:
         for _ in range(PROBE_STREAMS):
             result = vm.run_stream()
@@ -1061,6 +1088,8 @@ def _probe_run(stream: BinaryIO, size: int | None, ctx: ScanContext | None, by_n
             if not result.stopped:
                 op = result.error or "breaks"
                 return False, f"pickle.load fails at offset {result.error_offset}: {op}"
+            if events.imported:
+                return True, f"{events.imported}, and the stream reaches STOP"
             if by_name:
                 return True, f"a complete pickle stream of {result.end - result.start} bytes"
             if vm.at_eof() or vm.peek(1)[0] not in PICKLE_STARTS:

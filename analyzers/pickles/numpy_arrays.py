@@ -27,7 +27,9 @@ from ..core.walker import Malformed, ScanContext
 ANALYZER = "numpy"
 
 OBJECT_ARRAY = Rule("MLG-NPY-001", Severity.LOW, "NumPy array of Python objects (a pickle inside)", ANALYZER)
-SIZE_MISMATCH = Rule("MLG-NPY-002", Severity.MEDIUM, "NumPy array data is shorter than its header says", ANALYZER)
+SIZE_MISMATCH = Rule(
+    "MLG-NPY-002", Severity.MEDIUM, "NumPy array data is shorter than its header says", ANALYZER, incomplete=True
+)
 TRAILING = Rule("MLG-NPY-003", Severity.MEDIUM, "Data after the end of a NumPy array", ANALYZER)
 
 MAX_HEADER = 1 << 20
