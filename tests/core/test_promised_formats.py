@@ -114,3 +114,51 @@ def test_truncated_real_files_are_never_approved_complete() -> None:
                 cut,
                 [f.rule for f in scan.findings],
             )
+
+
+# --- msgpack (Flax) has no magic: its structure is the check ------------------------------------------
+def _pack(value: object) -> bytes:
+    """A minimal msgpack encoder (maps, arrays, str, bin, small ints, ext) for Flax-shaped files."""
+    if isinstance(value, _Ext):
+        return b"\xc9" + struct.pack(">I", len(value.data)) + bytes([value.code]) + value.data
+    if isinstance(value, dict):
+        out = bytes([0x80 | len(value)]) if len(value) < 16 else b"\xde" + struct.pack(">H", len(value))
+        return out + b"".join(_pack(k) + _pack(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return bytes([0x90 | len(value)]) + b"".join(_pack(v) for v in value)
+    if isinstance(value, str):
+        raw = value.encode()
+        return (bytes([0xA0 | len(raw)]) if len(raw) < 32 else b"\xd9" + bytes([len(raw)])) + raw
+    if isinstance(value, bytes):
+        return b"\xc6" + struct.pack(">I", len(value)) + value
+    if isinstance(value, int) and 0 <= value < 128:
+        return bytes([value])
+    raise TypeError(value)
+
+
+class _Ext:
+    def __init__(self, code: int, data: bytes) -> None:
+        self.code, self.data = code, data
+
+
+def _flax_weights() -> bytes:
+    """What ``flax.serialization.to_bytes`` writes: nested maps, arrays as ext 1 of (shape, dtype, buffer)."""
+    import numpy as np
+
+    def array(a: np.ndarray) -> _Ext:
+        return _Ext(1, _pack([list(a.shape), a.dtype.name, a.tobytes()]))
+
+    kernel = np.ones((4, 3), "<f4")
+    return _pack({"params": {"Dense_0": {"kernel": array(kernel), "bias": array(np.zeros(3, "<f4"))}}})
+
+
+def test_flax_msgpack_weights_are_approved_and_every_cut_is_not() -> None:
+    data = _flax_weights()
+    policy = Policy()
+    whole = scan_named(data, "flax_model.msgpack")
+    assert whole.findings == [] and policy.decide(whole.findings, whole.complete, []) is Verdict.APPROVED
+    for cut in range(1, len(data)):
+        scan = scan_named(data[:cut], "flax_model.msgpack")
+        assert not scan.complete, cut
+    extra = scan_named(data + b"\x00", "flax_model.msgpack")
+    assert not extra.complete and "ExtraData" in extra.findings[0].message

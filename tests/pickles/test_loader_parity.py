@@ -217,3 +217,26 @@ def test_every_push_kind_is_exercised() -> None:
         data = proto(5) + push_pop(kind, 5000) + payload(f"kind_{kind}")
         assert reaches_os_system(data), kind
         assert names_system(scan_named(data, f"{kind}.txt")), kind
+
+
+class _Evil:
+    """Pickled by the real pickler; its reduction names os.system (dumps never calls it)."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, ("touch /tmp/mlgate-canary/real_pickler_big_head",))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("name", ["model.pkl", "pytorch_model.bin", "blob", "notes.txt"])
+def test_real_pickler_output_with_a_large_first_value(protocol: int, name: str) -> None:
+    """``pickle.dumps([large_bytes, obj])``: the head the sniffer sees is one big operand."""
+    import pickle
+
+    data = pickle.dumps([bytes(range(256)) * 40, _Evil()], protocol=protocol)
+    rec = record(data)
+    assert ("posix", "system") in rec.globals and "posix.system" in rec.calls, rec
+    scan = scan_named(data, name)
+    assert verdict(scan) is Verdict.QUARANTINED
+    assert any(f.severity.label == "critical" and "system" in f.message for f in scan.findings)
