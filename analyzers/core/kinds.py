@@ -64,6 +64,9 @@ _PICKLE_PROTO_OPS = frozenset(range(2, 6))
 # STRING, UNICODE, NONE, BININT*, BINSTRING, BINUNICODE, FLOAT, BINFLOAT, PERSID, BINPERSID.
 _PICKLE_P0_FIRST = frozenset(b"(c]})ILSVNJKMTUFGPQX")
 
+PICKLE_START_BYTES = frozenset(ord(op.code) for op in pickletools.opcodes) - {ord(".")}
+"""Every opcode a pickle stream can start with (STOP excepted), as the unpicklers define them."""
+
 _PROTOBUF_NAMES = {
     "saved_model.pb": Kind.SAVEDMODEL,
     "saved_model.pbtxt": Kind.SAVEDMODEL,

@@ -27,6 +27,7 @@ from .kinds import (
     DATA_KINDS,
     NAME_ONLY_KINDS,
     OPAQUE_SUFFIXES,
+    PICKLE_START_BYTES,
     SNIFF_BYTES,
     Kind,
     Promise,
@@ -35,7 +36,7 @@ from .kinds import (
     sniff,
 )
 from .references import Reference
-from .registry import analyzers_for, probe_for
+from .registry import Probe, analyzers_for, probe_for
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +232,16 @@ class ScanContext:
         if kind is Kind.PICKLE or (promise is not None and kind in promise.accepts and kind not in NAME_ONLY_KINDS):
             return kind, []  # the loader this name selects reads the sniffed format (by its magic), not a pickle
         by_name = promise is not None and promise.pickle_loader
-        probe = probe_for(Kind.PICKLE)
-        if probe is None:
-            return kind, []
+        if head[0] not in PICKLE_START_BYTES:  # every unpickler fails on the first byte
+            verdict = Probe(False, f"pickle.load fails at offset 0: 0x{head[0]:02x} is not a pickle opcode")
+            probe = None
+        else:
+            probe = probe_for(Kind.PICKLE)
+            if probe is None:
+                return kind, []
         try:
-            verdict = probe(artifact, self, head, by_name)
+            if probe is not None:
+                verdict = probe(artifact, self, head, by_name)
         except BudgetExceeded as exc:
             self.budget_exceeded(exc, artifact.location)
             return kind, []
