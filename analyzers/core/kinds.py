@@ -338,8 +338,6 @@ PROMISES: dict[str, Promise] = {
 _NAMED_PROMISES: dict[str, Promise] = {
     "saved_model.pb": Promise("SavedModel", frozenset({Kind.SAVEDMODEL})),
 }
-PICKLE_PROMISE = PROMISES[".pkl"]
-"""What a container promises for a member it knows is a pickle (an object array's elements)."""
 
 
 def promise_for(name: str) -> Promise | None:

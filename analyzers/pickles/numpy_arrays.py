@@ -146,12 +146,14 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     descr, shape = header["descr"], header["shape"]
     size = artifact.size
     if has_objects(descr):
+        if size is not None and size <= data_start:
+            raise Malformed("object array header with no pickle after it: np.load fails (EOF while unpickling)", size)
         yield OBJECT_ARRAY.finding(
             artifact.at(data_start),
             f"array of dtype {descr!r} stores its elements as a pickle: np.load(allow_pickle=True) unpickles it; "
             "the pickle was scanned",
         )
-        _walk_rest(artifact, ctx, data_start, "object array pickle", loaded_as=".pkl")
+        _walk_rest(artifact, ctx, data_start, "object array pickle", loaded_as="elements.pkl")
         return
     element = itemsize(descr)
     if size is None or element is None or not isinstance(shape, tuple):

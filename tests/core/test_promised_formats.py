@@ -8,6 +8,7 @@ sniffer. ``.bin`` and ``.dat`` are the named exception (content decides, with an
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 
@@ -103,6 +104,9 @@ def test_truncated_real_files_are_never_approved_complete() -> None:
         + b"\n"
         + np.ones(4, "<f4").tobytes(),
     }
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}, "text", 3], dtype=object), allow_pickle=True)
+    real["objects.npy"] = buf.getvalue()  # the object array's pickle is cut too
     policy = Policy()
     for name, data in real.items():
         whole = scan_named(data, name)
