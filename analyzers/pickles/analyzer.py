@@ -1032,6 +1032,9 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
 # --- the probe: is this a pickle, whatever the sniffer said? -------------------------------------
 PROBE_STREAMS = 16
 """Complete streams of plain data a probe reads past while looking for an import."""
+PROBE_CHUNK = 64 * 1024
+"""Bytes the probe reads per refill: most non-pickles are decided in the sniffed head, the rest
+(a random length operand in raw tensor bytes) within one small read, not the VM's 1 MiB."""
 
 
 class _Claimed(Exception):
@@ -1079,7 +1082,8 @@ class _ProbeEvents(Events):
 def _probe_run(stream: BinaryIO, size: int | None, ctx: ScanContext | None, by_name: bool) -> tuple[bool | None, str]:
     """Run up to ``PROBE_STREAMS`` streams: (True, why) a pickle, (False, why) not one, (None, _) ran out of bytes."""
     events = _ProbeEvents(by_name)
-    vm = PickleVM(stream, events, size=size, tick=ctx.tracker.check_time if ctx is not None else None)
+    tick = ctx.tracker.check_time if ctx is not None else None
+    vm = PickleVM(stream, events, size=size, tick=tick, chunk=PROBE_CHUNK)
     try:
         for _ in range(PROBE_STREAMS):
             result = vm.run_stream()

@@ -466,8 +466,10 @@ class PickleVM:
         size: int | None = None,
         tick: Callable[[], None] | None = None,
         names: set[str] | None = None,
+        chunk: int | None = None,
     ) -> None:
         self.stream = stream
+        self.chunk_size = chunk  # bytes read per refill; None: CHUNK (the routing probe reads little)
         self.names: set[str] = names if names is not None else set()
         self.events = events
         self.size = size
@@ -512,7 +514,7 @@ class PickleVM:
                 return False
         self.cbase = at
         if not self.eof:
-            rest += self._read(max(n - len(rest), CHUNK))
+            rest += self._read(max(n - len(rest), self.chunk_size or CHUNK))
         self.chunk = rest
         return len(rest) >= n
 
