@@ -2,7 +2,11 @@
 
 ``scan_path`` scans one target (a file or a directory tree) and returns a
 ``TargetScan``: findings, whether everything was read, the references to other
-models, and the content digest. Analyzers receive a ``ScanContext`` and call
+models, and the content digest. Routing is by content, except that pickles are
+decided by the pickle VM (``_route``): a name whose loader unpickles, or a first
+byte that is a pickle opcode, sends the artifact through the VM's probe whatever
+the sniffer said, and a name that promises a format the bytes are not makes the
+scan incomplete (``promise_for`` in ``kinds``). Analyzers receive a ``ScanContext`` and call
 ``ctx.walk(child)`` to recurse into what they unpack. Every failure mode
 (a budget, a parse error, an analyzer crash, a kind nobody reads) becomes a
 finding that marks the scan incomplete: nothing is skipped silently.
@@ -129,7 +133,7 @@ class ScanContext:
         except OSError as exc:
             self.add(UNREADABLE.finding(artifact.location, f"could not read: {exc.strerror or exc}"))
             return
-        if not head and artifact.size == 0:
+        if not head:  # size 0, or a stream (decoded member) that yields nothing
             self.add(EMPTY.finding(artifact.location, "empty file: no loader can read a model from it"))
             return
         kind = sniff(head, artifact.name)
