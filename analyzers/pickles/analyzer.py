@@ -91,6 +91,8 @@ CALLS_REPORTED = 8
 MAX_DECODED = 64 * MiB
 """Largest payload decoded from a literal (base64, zlib...) to scan it."""
 MAX_CUT_PASSES = 4
+MAX_PIDS = 1 << 20
+"""Persistent ids kept per file (legacy torch files list one per storage)."""
 """Alternative readings scanned for frames that readers disagree on."""
 
 _BENIGN_NESTED = frozenset({("torch.storage", "_load_from_bytes")})
@@ -214,6 +216,12 @@ class _Listener(Events):
         self.anomalies: dict[tuple[str, str], int] = {}
         self.payloads: list[_Payload] = []
         self.registry: dict[int, tuple[str, str]] = {}
+        self.pids: list[object] = []  # persistent ids, for plans that size raw data after the pickles
+
+    def persistent(self, pid: object, offset: int) -> object:
+        if len(self.pids) < MAX_PIDS:
+            self.pids.append(pid)
+        return super().persistent(pid, offset)
 
     # -- names -------------------------------------------------------------------------------
     def global_ref(self, module: str | None, name: str | None, offset: int, opcode: str, proto: int) -> object:
@@ -749,7 +757,7 @@ class _Scan:
         self.decoded = 0
 
     def run(self) -> Iterator[Finding]:
-        listener = _Listener(self)
+        listener = self.listener = _Listener(self)
         out: list[Finding] = []
         cuts: list[FrameCut] = []
         failure: BaseException | None = None
@@ -796,9 +804,11 @@ class _Scan:
             count += 1
             values.append(result.value)
             if count <= 2 and not plan.expected_multiple:
-                plan = stream_plan(self.artifact, values)
+                plan = stream_plan(self.artifact, values, self.listener.pids)
             if not plan.after(count, result.value, vm):
                 break
+        else:
+            plan.ended(count, vm)  # the file ended between streams: does its format need more?
         if count > 1 and not plan.expected_multiple:
             out.append(
                 STREAMS.finding(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,8 @@ def test_truncated_real_files_are_never_approved_complete() -> None:
     buf = io.BytesIO()
     np.save(buf, np.array([{"a": 1}, "text", 3], dtype=object), allow_pickle=True)
     real["objects.npy"] = buf.getvalue()  # the object array's pickle is cut too
+    legacy = Path(__file__).resolve().parents[1] / "fixtures" / "pickles" / "benign" / "torch_legacy.pt"
+    real["torch_legacy.pt"] = legacy.read_bytes()  # five pickles, then raw storages sized by the pickles
     policy = Policy()
     for name, data in real.items():
         whole = scan_named(data, name)
