@@ -244,8 +244,8 @@ class ScanContext:
             if probe is None:
                 return kind, []
         try:
-            if probe is not None:
-                verdict = probe(artifact, self, head, by_name)
+            if probe is not None:  # a bare import claims only under a strict name (.bin, .dat: content decides)
+                verdict = probe(artifact, self, head, by_name and promise is not None and promise.strict)
         except BudgetExceeded as exc:
             self.budget_exceeded(exc, artifact.location)
             return kind, []

@@ -150,6 +150,13 @@ def test_opaque_bin_and_dat_files_are_approved_with_an_info_finding(name: str, d
     assert "opaque to every loader" in scan.findings[0].message
 
 
+def test_text_named_bin_is_not_mistaken_for_a_pickle() -> None:
+    """``cat\ndog\n`` is a GLOBAL of ``at.dog`` that nothing calls: .bin content decides, and it is text."""
+    scan = scan_named(b"cat\ndog\nfish\ncow\n", "labels.bin")
+    assert [f for f in scan.findings if f.rule.startswith("MLG-PKL-")] == []
+    assert "MLG-CORE-012" in {f.rule for f in scan.findings} and verdict(scan) is Verdict.APPROVED
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [
