@@ -44,6 +44,15 @@ _SHELL_VAR = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*|\()")
 _WINDOWS_VAR = re.compile(r"%[A-Za-z_][A-Za-z0-9_()]*%")
 
 
+def _expansion(name: str) -> str:
+    """Why shells expand this member name (home directory, variables, command substitution), or ""."""
+    if name.startswith("~") or name.replace("\\", "/").startswith("./~"):
+        return "starts with '~', which shells expand to a home directory"
+    if _SHELL_VAR.search(name) or _WINDOWS_VAR.search(name):
+        return "contains a variable or command expansion ($VAR, ${VAR}, $(...), %VAR%)"
+    return ""
+
+
 class MemberType(enum.Enum):
     FILE = "file"
     DIR = "directory"
@@ -213,6 +222,16 @@ class MemberAudit:
         if absolute:
             severity = Severity.CRITICAL if extracted and name.startswith("/") else None
             out.append(rules.ABSOLUTE.finding(location, f"member name {name!r} is {absolute}", severity))
+        expansion = _expansion(name)
+        if expansion:
+            out.append(
+                rules.EXPANSION.finding(
+                    location,
+                    f"member name {name!r} {expansion}: extraction by shell-based tooling (tar/unzip in scripts, "
+                    "Makefiles, CI steps) writes outside the target directory; legitimate model archives never "
+                    "carry such names",
+                )
+            )
         odd = self._odd_name(name)
         if odd:
             out.append(rules.ODD_NAME.finding(location, f"member name {name!r} {odd}"))
@@ -233,10 +252,6 @@ class MemberAudit:
     def _odd_name(name: str) -> str:
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
             return "contains NUL or control characters (readers truncate or mangle it differently)"
-        if name.startswith("~"):
-            return "starts with '~' (home-directory expansion in shell-based tooling)"
-        if _SHELL_VAR.search(name) or _WINDOWS_VAR.search(name):
-            return "contains a variable or command expansion ($VAR, $(...), %VAR%) for shell-based tooling"
         encoded = name.encode("utf-8", "surrogatepass")
         if len(encoded) > MAX_NAME_BYTES:
             return f"is {len(encoded)} bytes long (file systems stop at {MAX_NAME_BYTES})"

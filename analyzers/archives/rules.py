@@ -60,3 +60,9 @@ UNSUPPORTED = Rule(
 ODD_NAME = Rule(
     "MLG-ARC-014", Severity.LOW, "Member name with shell expansions, control characters or excessive length", ANALYZER
 )
+EXPANSION = Rule(
+    "MLG-ARC-015",
+    Severity.HIGH,
+    "Member name that shells expand: '~' (home directory), $VAR, ${VAR}, $(...) or %VAR%",
+    ANALYZER,
+)

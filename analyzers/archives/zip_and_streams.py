@@ -27,7 +27,7 @@ import zstandard
 from ..core.artifact import Artifact, Opener, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding
-from ..core.kinds import Kind
+from ..core.kinds import Kind, promise_for
 from ..core.registry import register
 from ..core.walker import MALFORMED, Malformed, ScanContext
 from . import rules
@@ -260,14 +260,21 @@ def decompressed_name(name: str) -> str:
 def analyze_stream(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
     """Decode a single compressed stream and walk the result as one child artifact."""
     codec = STREAM_CODECS[artifact.kind]  # type: ignore[index]
+    promised = artifact.loaded_as or artifact.name
+    promise = promise_for(promised)
     if artifact.kind in WEAK_MAGIC and not _decodes(artifact, codec, ctx):
+        if promise is not None and promise.strict:  # a .joblib whose zlib/lzma header leads nowhere
+            raise Malformed(f"named like a {promise.label}, but its {codec.name} stream does not decode", 0)
         return ()  # raw bytes that only look like a zlib/lzma header: no loader can decode them either
     declared = _declared_size(artifact, ctx)
     if declared is not None and artifact.size:
         check_declared(ctx.tracker, declared, artifact.size, f"the {codec.name} header")  # honest bombs stop here
     name = decompressed_name(artifact.name)
     opener = decoded_opener(artifact.open, codec, ctx.tracker)
-    ctx.walk(member_artifact(artifact, name, f"{artifact.location}!{name}", opener, None))
+    child = member_artifact(artifact, name, f"{artifact.location}!{name}", opener, None)
+    if promise is not None and promise.pickle_loader:
+        child.loaded_as = promised  # joblib.load unpickles what the stream holds, whatever it sniffs as
+    ctx.walk(child)
     return ()
 
 

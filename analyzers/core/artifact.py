@@ -39,6 +39,10 @@ class Artifact:
         self.container = container  # what holds it: "dir", "zip", "tar", "gzip", "pickle", ...
         self._opener = opener
         self.kind: object = None  # the Kind the walker sniffed, set before analyzers run
+        self.loaded_as: str | None = (
+            None  # a file name (e.g. "elements.pkl") whose loader reads this member (set by containers
+        )
+        # that know, e.g. ".pkl" for an object array's elements); None: the member's own name decides
 
     def open(self) -> BinaryIO:
         """A fresh stream positioned at offset 0. Callers close it."""

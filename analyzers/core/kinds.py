@@ -14,6 +14,7 @@ import io
 import json
 import pickletools
 import struct
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 SNIFF_BYTES = 4096
@@ -41,6 +42,7 @@ class Kind(enum.Enum):
     ONNX = "onnx"
     GGUF = "gguf"
     SAFETENSORS = "safetensors"
+    MSGPACK = "msgpack"  # by name only (.msgpack: Flax weights); the analyzer checks the structure
     JSON = "json"
     YAML = "yaml"
     PYTHON = "python"
@@ -51,6 +53,8 @@ class Kind(enum.Enum):
 
 # Kinds that are plain data when no analyzer claims them: never a finding on their own.
 DATA_KINDS = frozenset({Kind.UNKNOWN, Kind.TEXT})
+# Kinds ``sniff`` picks from the name alone (no magic bytes): the content was not checked.
+NAME_ONLY_KINDS = frozenset({Kind.SAVEDMODEL, Kind.KERAS_METADATA, Kind.MSGPACK, Kind.YAML, Kind.PYTHON})
 
 _ELF = b"\x7fELF"
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
@@ -59,6 +63,9 @@ _PICKLE_PROTO_OPS = frozenset(range(2, 6))
 # Opcodes a protocol 0/1 pickle can start with: MARK, GLOBAL, EMPTY_LIST/DICT/TUPLE, INT, LONG,
 # STRING, UNICODE, NONE, BININT*, BINSTRING, BINUNICODE, FLOAT, BINFLOAT, PERSID, BINPERSID.
 _PICKLE_P0_FIRST = frozenset(b"(c]})ILSVNJKMTUFGPQX")
+
+PICKLE_START_BYTES = frozenset(ord(op.code) for op in pickletools.opcodes) - {ord(".")}
+"""Every opcode a pickle stream can start with (STOP excepted), as the unpicklers define them."""
 
 _PROTOBUF_NAMES = {
     "saved_model.pb": Kind.SAVEDMODEL,
@@ -92,6 +99,7 @@ EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
     ".gz": frozenset({Kind.GZIP}),
     ".tgz": frozenset({Kind.GZIP}),
     ".7z": frozenset({Kind.SEVENZIP}),
+    ".msgpack": frozenset({Kind.MSGPACK}),
 }
 
 
@@ -109,6 +117,8 @@ def sniff(head: bytes, name: str = "") -> Kind:
         return _PROTOBUF_NAMES[base]
     if base.endswith(".onnx") and head[:1] == b"\x08":
         return Kind.ONNX
+    if base.lower().endswith(".msgpack") and head:
+        return Kind.MSGPACK
     if _looks_like_pickle(head):
         return Kind.PICKLE
     text = _as_text(head)
@@ -276,3 +286,64 @@ def _json_prefix_ok(text: str) -> bool:
 def expected_kinds(name: str) -> frozenset[Kind] | None:
     """Kinds a file name's extension promises, or None when the extension promises nothing."""
     return EXPECTED_KINDS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())
+
+
+# --- what a name promises (loader parity) -------------------------------------------------------
+@dataclass(frozen=True)
+class Promise:
+    """What the loader a file name selects will do with the bytes.
+
+    ``accepts``: kinds that loader reads; ``pickle_loader``: it unpickles whatever it does not
+    recognise first (``torch.load``, ``joblib.load``, ``np.load`` fall back to ``pickle.load``);
+    ``strict``: content that is none of ``accepts`` makes the scan incomplete (the model cannot be
+    read as what it claims to be). ``.bin`` and ``.dat`` are not strict: see ``OPAQUE_SUFFIXES``.
+    """
+
+    label: str
+    accepts: frozenset[Kind]
+    pickle_loader: bool = False
+    strict: bool = True
+
+
+_TORCH_FIRST = frozenset({Kind.ZIP, Kind.TAR})  # torch.load: zip, then the legacy tar, then pickle
+_JOBLIB_FIRST = frozenset({Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4})
+_NUMPY_FIRST = frozenset({Kind.ZIP, Kind.NUMPY})  # np.load: zip (npz), the .npy magic, then pickle
+OPAQUE_SUFFIXES = frozenset({".bin", ".dat"})
+"""Names that do not promise one format. ``.bin`` and ``.dat`` hold many legitimate formats mlgate has
+no parser for (CTranslate2, fastText and word2vec binaries, raw tensor dumps), so a strict promise
+would quarantine them all; their content decides. They are still run through the pickle VM
+(``torch.load`` and joblib read them as pickles), and bytes no analyzer reads get an info finding."""
+
+PROMISES: dict[str, Promise] = {
+    ".pkl": Promise("pickle", frozenset({Kind.PICKLE}), pickle_loader=True),
+    ".pickle": Promise("pickle", frozenset({Kind.PICKLE}), pickle_loader=True),
+    ".pt": Promise("PyTorch checkpoint", _TORCH_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".pth": Promise("PyTorch checkpoint", _TORCH_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".ckpt": Promise("PyTorch checkpoint", _TORCH_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".joblib": Promise("joblib file", _JOBLIB_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".npy": Promise("NumPy array", _NUMPY_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".npz": Promise("NumPy archive", _NUMPY_FIRST | {Kind.PICKLE}, pickle_loader=True),
+    ".bin": Promise(
+        "PyTorch checkpoint or raw weights", _TORCH_FIRST | {Kind.PICKLE}, pickle_loader=True, strict=False
+    ),  # fmt: skip
+    ".dat": Promise("pickle or raw data", frozenset({Kind.PICKLE}), pickle_loader=True, strict=False),
+    ".h5": Promise("HDF5 file", frozenset({Kind.HDF5})),
+    ".hdf5": Promise("HDF5 file", frozenset({Kind.HDF5})),
+    ".keras": Promise("Keras archive", frozenset({Kind.ZIP, Kind.HDF5})),
+    ".onnx": Promise("ONNX model", frozenset({Kind.ONNX})),
+    ".safetensors": Promise("safetensors file", frozenset({Kind.SAFETENSORS})),
+    ".gguf": Promise("GGUF file", frozenset({Kind.GGUF})),
+    ".msgpack": Promise("msgpack (Flax) file", frozenset({Kind.MSGPACK})),
+}
+_NAMED_PROMISES: dict[str, Promise] = {
+    "saved_model.pb": Promise("SavedModel", frozenset({Kind.SAVEDMODEL})),
+}
+
+
+def promise_for(name: str) -> Promise | None:
+    """What loading a file of this name promises, or None when the name selects no loader."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    named = _NAMED_PROMISES.get(base)
+    if named is not None:
+        return named
+    return PROMISES.get(PurePosixPath(base).suffix.lower())

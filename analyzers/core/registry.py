@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .kinds import Kind
@@ -42,6 +43,7 @@ ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
     "mlgate.analyzers.configs.analyzer": (Kind.JSON, Kind.YAML, Kind.TEXT),
     "mlgate.analyzers.embedded_code.python_source": (Kind.PYTHON,),
     "mlgate.analyzers.tensors.gguf": (Kind.GGUF,),
+    "mlgate.analyzers.tensors.msgpack": (Kind.MSGPACK,),
     "mlgate.analyzers.pickles.analyzer": (Kind.PICKLE,),
     "mlgate.analyzers.pickles.pytorch": (Kind.ZIP, Kind.TAR),
     "mlgate.analyzers.pickles.numpy_arrays": (Kind.NUMPY,),
@@ -51,6 +53,44 @@ _ORDER = {module: i for i, module in enumerate(ANALYZER_MODULES)}
 
 _REGISTRY: dict[Kind, list[tuple[str, AnalyzerFn]]] = {}
 _loaded_kinds: set[Kind] = set()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A format's own parser asked whether bytes the sniffer did not claim are that format anyway.
+
+    ``claimed``: the loader would read the bytes as the format and act on them (the analyzers of
+    the kind must run); ``detail`` says why, or where and why the parser gave up.
+    """
+
+    claimed: bool
+    detail: str
+
+
+ProbeFn = Callable[["Artifact", "ScanContext", bytes, bool], Probe]
+"""``probe(artifact, ctx, head, by_name)``: ``by_name`` when the file name promises the format."""
+
+_PROBES: dict[Kind, ProbeFn] = {}
+
+
+def register_probe(kind: Kind) -> Callable[[ProbeFn], ProbeFn]:
+    """Decorator: ``fn`` decides, with the format's own parser, whether an artifact is of ``kind``.
+
+    Used where content sniffing cannot be trusted to decide (a pickle may start with any opcode
+    and push megabytes before its first import): the walker asks the probe, not the sniffer.
+    """
+
+    def decorate(fn: ProbeFn) -> ProbeFn:
+        _PROBES[kind] = fn
+        return fn
+
+    return decorate
+
+
+def probe_for(kind: Kind) -> ProbeFn | None:
+    """The probe registered for ``kind``, if any (its modules are imported on first use, like analyzers)."""
+    analyzers_for(kind)
+    return _PROBES.get(kind)
 
 
 def register(kind: Kind, name: str) -> Callable[[AnalyzerFn], AnalyzerFn]:

@@ -2,7 +2,11 @@
 
 ``scan_path`` scans one target (a file or a directory tree) and returns a
 ``TargetScan``: findings, whether everything was read, the references to other
-models, and the content digest. Analyzers receive a ``ScanContext`` and call
+models, and the content digest. Routing is by content, except that pickles are
+decided by the pickle VM (``_route``): a name whose loader unpickles, or a first
+byte that is a pickle opcode, sends the artifact through the VM's probe whatever
+the sniffer said, and a name that promises a format the bytes are not makes the
+scan incomplete (``promise_for`` in ``kinds``). Analyzers receive a ``ScanContext`` and call
 ``ctx.walk(child)`` to recurse into what they unpack. Every failure mode
 (a budget, a parse error, an analyzer crash, a kind nobody reads) becomes a
 finding that marks the scan incomplete: nothing is skipped silently.
@@ -16,16 +20,27 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
 from .digest import file_sha256, manifest_digest
 from .findings import Finding, Rule, Severity
-from .kinds import DATA_KINDS, SNIFF_BYTES, Kind, expected_kinds, sniff
+from .kinds import (
+    DATA_KINDS,
+    NAME_ONLY_KINDS,
+    OPAQUE_SUFFIXES,
+    PICKLE_START_BYTES,
+    SNIFF_BYTES,
+    Kind,
+    Promise,
+    expected_kinds,
+    promise_for,
+    sniff,
+)
 from .references import Reference
-from .registry import analyzers_for
+from .registry import Probe, analyzers_for, probe_for
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +53,18 @@ CRASH = Rule("MLG-CORE-004", Severity.HIGH, "An analyzer failed on this content"
 UNREADABLE = Rule("MLG-CORE-005", Severity.MEDIUM, "File or member could not be read", "core", incomplete=True)
 EXT_MISMATCH = Rule("MLG-CORE-006", Severity.MEDIUM, "File extension does not match its content", "core")
 EXECUTABLE = Rule("MLG-CORE-007", Severity.MEDIUM, "Executable or script inside a model", "core")
-LINK_OUTSIDE = Rule("MLG-CORE-008", Severity.MEDIUM, "Symbolic link in a model directory points outside it", "core")
+LINK_OUTSIDE = Rule("MLG-CORE-008", Severity.HIGH, "Symbolic link in a model directory points outside it", "core")
 POLYGLOT = Rule("MLG-CORE-010", Severity.HIGH, "File is also a zip archive (polyglot)", "core")
 LINK_NOT_FOLLOWED = Rule(
     "MLG-CORE-009", Severity.MEDIUM, "Symbolic link to a directory was not followed", "core", incomplete=True
 )
+# Loader parity: what a name promises, and bytes the sniffer did not claim that a loader still reads.
+NOT_AS_PROMISED = Rule(
+    "MLG-CORE-011", Severity.MEDIUM, "Content is not the format its name promises", "core", incomplete=True
+)
+OPAQUE = Rule("MLG-CORE-012", Severity.INFO, "Bytes no loader mlgate knows can read", "core")
+EMPTY = Rule("MLG-CORE-013", Severity.LOW, "Empty file", "core")
+PICKLE_POLYGLOT = Rule("MLG-CORE-014", Severity.HIGH, "Content is also a pickle that pickle.load runs", "core")
 
 
 class Malformed(Exception):
@@ -87,6 +109,7 @@ class ScanContext:
         self._budgets_reported: set[str] = set()
         self._parsed: dict[str, dict[str, object]] = {}
         self.secret_values: set[str] = set()  # never leave the scan: scrubbed from every message
+        self._promised_findings: set[str] = set()
 
     @property
     def complete(self) -> bool:
@@ -111,10 +134,15 @@ class ScanContext:
         except OSError as exc:
             self.add(UNREADABLE.finding(artifact.location, f"could not read: {exc.strerror or exc}"))
             return
+        if not head:  # size 0, or a stream (decoded member) that yields nothing
+            self.add(EMPTY.finding(artifact.location, "empty file: no loader can read a model from it"))
+            return
         kind = sniff(head, artifact.name)
+        promise = promise_for(artifact.loaded_as or artifact.name)
+        kind, extra = self._route(artifact, head, kind, promise)
         artifact.kind = kind
-        self._check_kind(artifact, kind)
-        entries = analyzers_for(kind)
+        self._check_kind(artifact, kind, promise)
+        entries = analyzers_for(kind) + extra
         if not entries and kind not in DATA_KINDS and kind is not Kind.EXECUTABLE:
             self.add(
                 NO_ANALYZER.finding(
@@ -214,9 +242,84 @@ class ScanContext:
         except (OSError, struct.error):
             return False
 
-    def _check_kind(self, artifact: Artifact, kind: Kind) -> None:
+    def _route(
+        self, artifact: Artifact, head: bytes, kind: Kind, promise: Promise | None
+    ) -> tuple[Kind, list[tuple[str, object]]]:
+        """Run the pickle VM on what the sniffer did not call a pickle, when a loader would unpickle it.
+
+        A pickle may start with any opcode and push megabytes before its first import, so the
+        sniffer's verdict is not the last word: a name that selects a pickle loader (``.pkl``,
+        ``.pt``, ``.bin``, ``.npy``...) always goes through the VM unless the loader reads the
+        sniffed container first (``torch.load`` a zip); any other stream starting with a valid
+        opcode goes through it too (non-pickles fail within a few bytes). The VM decides.
+        Returns the kind to use and extra (name, analyzer) pairs to run.
+        """
+        if kind is Kind.PICKLE or (promise is not None and kind in promise.accepts and kind not in NAME_ONLY_KINDS):
+            return kind, []  # the loader this name selects reads the sniffed format (by its magic), not a pickle
+        by_name = promise is not None and promise.pickle_loader
+        if head[0] not in PICKLE_START_BYTES:  # every unpickler fails on the first byte
+            verdict = Probe(False, f"pickle.load fails at offset 0: 0x{head[0]:02x} is not a pickle opcode")
+            probe = None
+        else:
+            probe = probe_for(Kind.PICKLE)
+            if probe is None:
+                return kind, []
+        try:
+            if probe is not None:  # a bare import claims only under a strict name (.bin, .dat: content decides)
+                verdict = probe(artifact, self, head, by_name and promise is not None and promise.strict)
+        except BudgetExceeded as exc:
+            self.budget_exceeded(exc, artifact.location)
+            return kind, []
+        except OSError as exc:
+            self.add(UNREADABLE.finding(artifact.location, f"pickle probe could not read: {exc}"))
+            return kind, []
+        if not verdict.claimed:
+            if by_name and promise is not None and promise.strict:
+                self._promised_findings.add(artifact.location)
+                self.add(
+                    NOT_AS_PROMISED.finding(
+                        artifact.location,
+                        f"named like a {promise.label}, whose loader unpickles content it does not recognise, but "
+                        f"these bytes ({kind.value}) are not a pickle either ({verdict.detail}): the model cannot be "
+                        "read as what it claims to be",
+                    )
+                )
+            return kind, []
+        if kind in DATA_KINDS:
+            return Kind.PICKLE, []
+        self.add(
+            PICKLE_POLYGLOT.finding(
+                artifact.location,
+                f"sniffed as {kind.value}, but the pickle VM reads it as a pickle ({verdict.detail}): a loader "
+                "that unpickles it acts on different content than a loader of the other format; both were scanned",
+            )
+        )
+        return kind, list(analyzers_for(Kind.PICKLE))
+
+    def _check_kind(self, artifact: Artifact, kind: Kind, promise: Promise | None = None) -> None:
         if kind is Kind.EXECUTABLE:
             self.add(EXECUTABLE.finding(artifact.location, "native executable or script shipped with the model"))
+        if promise is not None and kind not in promise.accepts:
+            suffix = PurePosixPath((artifact.loaded_as or artifact.name).replace("\\", "/")).suffix.lower()
+            if artifact.location in self._promised_findings:
+                pass  # already reported by the pickle route, with the VM's reason
+            elif promise.strict:
+                self.add(
+                    NOT_AS_PROMISED.finding(
+                        artifact.location,
+                        f"named like a {promise.label} but the content is {kind.value}: the loader this name "
+                        "selects fails on it or reads something else, so the model cannot be read as promised",
+                    )
+                )
+            elif kind in DATA_KINDS and suffix in OPAQUE_SUFFIXES:
+                self.add(
+                    OPAQUE.finding(
+                        artifact.location,
+                        f"{suffix} bytes that are not a pickle, archive, tensor file or any format mlgate parses: "
+                        "opaque to every loader mlgate knows (raw weights, CTranslate2, fastText...); nothing in "
+                        "them was analyzed, and no loader mlgate knows would execute them",
+                    )
+                )
         expected = expected_kinds(artifact.name)
         if expected is not None and kind not in expected and kind is not Kind.UNKNOWN:
             wanted = "/".join(sorted(k.value for k in expected))
@@ -335,7 +438,13 @@ def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, Path]]:
             if full.is_symlink():
                 target = full.resolve()
                 if not _inside(target, real_root) and not _hf_cache_blob(full, target):
-                    ctx.add(LINK_OUTSIDE.finding(rel, f"symlink to {os.readlink(full)} outside the model directory"))
+                    ctx.add(
+                        LINK_OUTSIDE.finding(
+                            rel,
+                            f"symlink to {os.readlink(full)} outside the model directory: registry uploads, copies "
+                            "and archives follow it and ship that file's content with the model",
+                        )
+                    )
                 if not target.is_file():
                     ctx.add(UNREADABLE.finding(rel, f"symlink target {os.readlink(full)} is not a readable file"))
                     continue
@@ -348,5 +457,14 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _hf_cache_blob(link: Path, target: Path) -> bool:
-    """Hugging Face cache snapshots are symlinks ``snapshots/<rev>/f -> ../../blobs/<hash>``."""
-    return target.parent.name == "blobs" and "snapshots" in link.parts
+    """Hugging Face cache snapshots are symlinks ``<repo>/snapshots/<rev>/f -> ../../blobs/<hash>``.
+
+    Only a link under ``snapshots/<rev>/`` whose target is a file directly in the *same* repo
+    folder's ``blobs/`` qualifies (another repo's blobs, or any folder named ``blobs``, do not).
+    """
+    parts = link.absolute().parts
+    marks = [i for i, part in enumerate(parts) if part == "snapshots"]
+    if not marks or marks[-1] + 2 >= len(parts):
+        return False
+    repo = Path(*parts[: marks[-1]]).resolve()
+    return target.parent == repo / "blobs"

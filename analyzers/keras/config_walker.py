@@ -20,10 +20,14 @@ import binascii
 import builtins
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 
 from ..configs.sites import classify
 from ..core.findings import Finding, Rule, Severity
 from ..core.references import Reference
+from ..embedded_code.catalogue import is_dangerous_module
+from ..embedded_code.marshal_names import DANGEROUS_NAMES
 from ..savedmodel.paths import classify_path
 
 ANALYZER = "keras"
@@ -52,6 +56,9 @@ TYPESPEC = Rule("MLG-KER-009", Severity.HIGH, "Keras config names a type spec ou
 CUSTOM_OBJECT = Rule("MLG-KER-010", Severity.LOW, "Keras model requires custom code", ANALYZER)
 NAME_TRAVERSAL = Rule("MLG-KER-011", Severity.MEDIUM, "Keras layer or asset name traverses paths", ANALYZER,
                       cve=("CVE-2026-12479",))  # fmt: skip
+UNMAPPED_FUNCTION = Rule(
+    "MLG-KER-013", Severity.HIGH, "Keras config names a function Keras itself does not map", ANALYZER
+)
 
 KERAS_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
 NAMED_FUNCTION_MODULES = frozenset({"keras", "tf_keras", "tensorflow", "numpy"})
@@ -68,6 +75,57 @@ NON_MODELING_APIS = frozenset(
 )
 # Internal modules whose functions toggle safety or load more models.
 NON_MODELING_MODULES = ("keras.src.backend.common.global_state", "keras.src.saving", "keras.saving", "keras.models")
+# Modules that hold no modelling class at all: any class or function named from them is non-modelling.
+NON_MODELING_CLASS_MODULES = (
+    "keras.src.backend.common.global_state", "keras.src.saving", "keras.saving", "keras.src.utils.file_utils",
+    "keras.config", "keras.src.backend.config",
+)  # fmt: skip
+
+
+@cache
+def keras_names() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(built-in function names Keras maps, non-modelling public APIs, their internal definitions).
+
+    Read from ``keras_names.txt``, dumped from Keras 3's own registry by
+    ``tests/fixtures/keras_tf/dump_keras_names.py`` (the scanner never imports Keras).
+    """
+    text = resources.files("mlgate.analyzers.keras").joinpath("keras_names.txt").read_text()
+    sets: dict[str, set[str]] = {"builtin": set(), "nonmodeling": set(), "internal": set()}
+    for line in text.splitlines():
+        kind, _, name = line.partition(" ")
+        if kind in sets and name:
+            sets[kind].add(name.strip())
+    return frozenset(sets["builtin"]), frozenset(sets["nonmodeling"]), frozenset(sets["internal"])
+
+
+def non_modelling_api(module: str, name: str, registered: object) -> str | None:
+    """The non-modelling Keras API that ``module`` + ``name`` (or ``registered``) resolves to, if any.
+
+    Resolution follows ``_retrieve_class_or_fn``: ``module.name`` through Keras' export table
+    (public names such as ``keras.utils.get_file``) or an import of ``module`` (internal paths such as
+    ``keras.src.utils.file_utils.get_file``); ``registered_name`` is looked up as written.
+    """
+    _builtin, public, internal = keras_names()
+    apis = NON_MODELING_APIS | public
+    leaves = {api.rsplit(".", 1)[1] for api in apis | internal}
+    candidates = []
+    if name:
+        candidates.append(f"{module}.{name}" if module else name)
+    if isinstance(registered, str) and registered:
+        candidates.append(registered.replace(">", "."))
+        if module:
+            candidates.append(f"{module}.{registered}")
+    for full in candidates:
+        if full in apis or full in internal:
+            return full
+    if module and _top(module) in KERAS_PACKAGES:
+        if module.startswith(NON_MODELING_CLASS_MODULES):
+            return f"{module}.{name}"
+        if name in leaves:
+            return f"{module}.{name}"
+    return None
+
+
 UNSAFE_TOGGLES = frozenset({"keras.config.enable_unsafe_deserialization", "set_global_attribute"})
 LOOKUP_FIELDS = ("vocabulary", "idf_weights")
 LAMBDA_FIELDS = ("function", "output_shape", "mask")
@@ -154,16 +212,10 @@ class _Walker:
                     f"{label} calls {module}.{cfg.get('function')} by name; tf_keras resolves it in that module at "
                     "load_model time even in safe mode",
                 ))  # fmt: skip
-        if isinstance(d.get("module"), str) and isinstance(class_name, str):
+        if isinstance(class_name, str) and self.non_modelling(d, class_name, path):
+            pass
+        elif isinstance(d.get("module"), str) and isinstance(class_name, str):
             self.module_ref(d, class_name, cfg, path, label)
-        registered = d.get("registered_name")
-        if isinstance(registered, str) and registered in NON_MODELING_APIS:
-            self.add(
-                NON_MODELING.finding(
-                    self.loc(path),
-                    f"registered_name {registered} is a non-modelling Keras API called during load_model",
-                )
-            )
         if class_name == "TorchModuleWrapper":
             self.torch_wrapper(cfg, path, label)
         if class_name == "TFSMLayer":
@@ -204,23 +256,48 @@ class _Walker:
                 "paths from layer names",
             ))  # fmt: skip
 
+    def non_modelling(self, d: dict, class_name: str, path: list[str]) -> bool:
+        """Report a dict whose module + class_name/function name or registered_name is a non-modelling API."""
+        module = d.get("module") if isinstance(d.get("module"), str) else ""
+        if class_name == "function":
+            name = d.get("config") if isinstance(d.get("config"), str) else d.get("registered_name")
+            name = name if isinstance(name, str) else ""
+            api = non_modelling_api(module, name, d.get("registered_name"))
+            if api is None and module.startswith(NON_MODELING_MODULES):
+                api = f"{module}.{name}"
+            how = "calls"
+        else:
+            api = non_modelling_api(module, class_name, d.get("registered_name"))
+            how = "uses as a class"
+        if api is None:
+            return False
+        leaf = api.rsplit(".", 1)[-1]
+        reg = d.get("registered_name")
+        registered = f" (registered_name {reg!r})" if isinstance(reg, str) and reg else ""
+        if api in UNSAFE_TOGGLES or leaf in UNSAFE_TOGGLES or leaf == "enable_unsafe_deserialization":
+            self.scan.unsafe_toggle = True
+        self.add(
+            NON_MODELING.finding(
+                self.loc(path),
+                f"config {how} {api} while the model loads{registered}: a non-modelling Keras API (downloads, "
+                "file loaders and savers, safety switches) that Keras versions before the fix resolve and run",
+            )
+        )
+        return True
+
     def module_ref(self, d: dict, class_name: str, cfg: dict, path: list[str], label: str) -> None:
         module = d["module"]
         if class_name == "function":
             name = d.get("config") if isinstance(d.get("config"), str) else d.get("registered_name")
             full = f"{module}.{name}"
-            if full in NON_MODELING_APIS or module.startswith(NON_MODELING_MODULES):
-                if full in UNSAFE_TOGGLES or name in UNSAFE_TOGGLES:
-                    self.scan.unsafe_toggle = True
-                self.add(
-                    NON_MODELING.finding(
-                        self.loc(path), f"config calls {full} while the model loads (not a modelling function)"
-                    )
-                )
-            elif _top(module) in KERAS_PACKAGES:
+            if _top(module) in KERAS_PACKAGES:
                 return
-            elif module == "builtins" and name not in _PY_BUILTINS:
-                return  # Keras maps "builtins" to its own activations/losses ("relu")
+            elif module == "builtins" and isinstance(name, str) and name in keras_names()[0]:
+                return  # Keras maps "builtins" + a name to its own keras.<activations|losses|...>.<name>
+            elif module == "builtins" and isinstance(name, str) and name.partition(">")[0] in KERAS_PACKAGES:
+                return  # "keras_hub>gelu_approximate": registered by a Keras package when it is imported
+            elif module == "builtins" and isinstance(name, str) and name not in _PY_BUILTINS:
+                self.unmapped_function(name, path)
             else:
                 self.add(FOREIGN_IMPORT.finding(
                     self.loc(path),
@@ -249,6 +326,22 @@ class _Walker:
             f"config imports the class {module}.{class_name}, outside Keras, while loading",
             severity=sev,
         ))  # fmt: skip
+
+    def unmapped_function(self, name: str, path: list[str]) -> None:
+        """``{"module": "builtins", "class_name": "function", "config": name}`` that Keras does not map."""
+        parts = [p for p in re.split(r"[>.]", name) if p]
+        dangerous = [p for p in parts if p in DANGEROUS_NAMES or p in _PY_BUILTINS]
+        if not dangerous and is_dangerous_module(name.replace(">", ".")):
+            dangerous = [name]
+        where = "a Lambda layer's function" if path[-1:] == ["function"] else "a function reference"
+        message = (
+            f"{where} names {name!r} under module 'builtins', which is neither a Keras built-in "
+            "(keras.activations/losses/metrics/initializers/...) nor resolvable inside Keras: Keras looks it up "
+            "in whatever the loading process registered (register_keras_serializable, custom_objects) and calls it"
+        )
+        if dangerous:
+            message += f"; the name is in the dangerous catalogue ({', '.join(dangerous)})"
+        self.add(UNMAPPED_FUNCTION.finding(self.loc(path), message, severity=Severity.CRITICAL if dangerous else None))
 
     def lambda_payload(self, b64: str, path: list[str], what: str) -> None:
         names, note = lambda_names(b64)
@@ -373,4 +466,4 @@ def _raise(f: Finding, version: str) -> Finding:
 
 
 _ALL = (LAMBDA, FOREIGN_IMPORT, NON_MODELING, NAMED_FUNCTION, TFOPLAMBDA, TORCH_WRAPPER, TFSM_LAYER, VOCAB_PATH,
-        TYPESPEC, CUSTOM_OBJECT, NAME_TRAVERSAL)  # fmt: skip
+        TYPESPEC, CUSTOM_OBJECT, NAME_TRAVERSAL, UNMAPPED_FUNCTION)  # fmt: skip

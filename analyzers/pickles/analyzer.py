@@ -39,10 +39,10 @@ from typing import BinaryIO
 
 from ..archives.streams import OwnedSlice
 from ..core.artifact import Artifact, read_exact
-from ..core.budget import MiB
+from ..core.budget import BudgetExceeded, MiB
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, sniff
-from ..core.registry import register
+from ..core.registry import Probe, register, register_probe
 from ..core.walker import Malformed, ScanContext
 from ..embedded_code.marshal_names import CodeInfo, dangerous_code_names, parse_code
 from .joblib_arrays import inline_data
@@ -91,6 +91,8 @@ CALLS_REPORTED = 8
 MAX_DECODED = 64 * MiB
 """Largest payload decoded from a literal (base64, zlib...) to scan it."""
 MAX_CUT_PASSES = 4
+MAX_PIDS = 1 << 20
+"""Persistent ids kept per file (legacy torch files list one per storage)."""
 """Alternative readings scanned for frames that readers disagree on."""
 
 _BENIGN_NESTED = frozenset({("torch.storage", "_load_from_bytes")})
@@ -214,6 +216,12 @@ class _Listener(Events):
         self.anomalies: dict[tuple[str, str], int] = {}
         self.payloads: list[_Payload] = []
         self.registry: dict[int, tuple[str, str]] = {}
+        self.pids: list[object] = []  # persistent ids, for plans that size raw data after the pickles
+
+    def persistent(self, pid: object, offset: int) -> object:
+        if len(self.pids) < MAX_PIDS:
+            self.pids.append(pid)
+        return super().persistent(pid, offset)
 
     # -- names -------------------------------------------------------------------------------
     def global_ref(self, module: str | None, name: str | None, offset: int, opcode: str, proto: int) -> object:
@@ -539,7 +547,7 @@ class _Listener(Events):
             payload = self.scan.evaluate(value)
             if type(payload) is bytes:
                 kind = sniff(payload[:SNIFF_BYTES])
-                if kind in DATA_KINDS:
+                if kind in DATA_KINDS and payload[:1] and payload[0] not in PICKLE_STARTS:
                     outcomes.append(f"payload of {len(payload)} bytes is no format mlgate can scan")
                     continue
                 self.payloads.append(
@@ -547,7 +555,7 @@ class _Listener(Events):
                 )
                 outcomes.append("scanned")
             elif type(payload) is Big and payload.kind in ("bytes", "bytearray") and not self.reading:
-                if sniff(payload.head) in DATA_KINDS:
+                if sniff(payload.head) in DATA_KINDS and payload.head[:1] and payload.head[0] not in PICKLE_STARTS:
                     outcomes.append(f"payload of {payload.length} bytes is no format mlgate can scan")
                     continue
                 self.payloads.append(
@@ -749,7 +757,7 @@ class _Scan:
         self.decoded = 0
 
     def run(self) -> Iterator[Finding]:
-        listener = _Listener(self)
+        listener = self.listener = _Listener(self)
         out: list[Finding] = []
         cuts: list[FrameCut] = []
         failure: BaseException | None = None
@@ -796,9 +804,11 @@ class _Scan:
             count += 1
             values.append(result.value)
             if count <= 2 and not plan.expected_multiple:
-                plan = stream_plan(self.artifact, values)
+                plan = stream_plan(self.artifact, values, self.listener.pids)
             if not plan.after(count, result.value, vm):
                 break
+        else:
+            plan.ended(count, vm)  # the file ended between streams: does its format need more?
         if count > 1 and not plan.expected_multiple:
             out.append(
                 STREAMS.finding(
@@ -836,7 +846,11 @@ class _Scan:
             def opener() -> BinaryIO:
                 return OwnedSlice(parent.open(), start, size - start)  # type: ignore[return-value]
 
-            self.ctx.walk(parent.child(f"@{start}", opener, size - start, container="pickle"))
+            child = parent.child(f"@{start}", opener, size - start, container="pickle")
+            # Under a name that promises a pickle, trailing bytes must be a pickle too (or, for .bin/.dat,
+            # opaque data): random bytes after one short valid stream are not a model mlgate read.
+            child.loaded_as = parent.loaded_as or parent.name
+            self.ctx.walk(child)
         return [finding]
 
     def _cut_readings(self, cuts: list[FrameCut]) -> list[Finding]:
@@ -1023,3 +1037,101 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     """Scan every pickle stream of ``artifact`` without unpickling it."""
     return _Scan(artifact, ctx).run()
+
+
+# --- the probe: is this a pickle, whatever the sniffer said? -------------------------------------
+PROBE_STREAMS = 16
+"""Complete streams of plain data a probe reads past while looking for an import."""
+PROBE_CHUNK = 64 * 1024
+"""Bytes the probe reads per refill: most non-pickles are decided in the sniffed head, the rest
+(a random length operand in raw tensor bytes) within one small read, not the VM's 1 MiB."""
+
+
+class _Claimed(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _importable(dotted: str | None) -> bool:
+    """Whether ``find_class`` could import this: dotted Python identifiers (``os``, ``Foo.bar``)."""
+    return bool(dotted) and all(part.isidentifier() for part in dotted.split("."))  # type: ignore[union-attr]
+
+
+class _ProbeEvents(Events):
+    """Stops the VM where the bytes start acting like a pickle.
+
+    For a name that selects a pickle loader, that is the first name the unpickler would import.
+    For any other name, an import alone is not enough (``cat\ndog\n`` in a vocabulary file is a
+    GLOBAL of ``at.dog``): the imported name must be called, or the stream must reach STOP.
+    """
+
+    def __init__(self, by_name: bool) -> None:
+        self.by_name = by_name
+        self.imported = ""
+
+    def global_ref(self, module: str | None, name: str | None, offset: int, opcode: str, proto: int) -> object:
+        if _importable(module) and _importable(name):
+            what = f"{opcode} imports {module}.{name} at offset {offset}"
+            if self.by_name or opcode == "INST":
+                raise _Claimed(what)
+            self.imported = self.imported or what
+        return super().global_ref(module, name, offset, opcode, proto)
+
+    def call(self, shape: str, func: object, args: object, kwargs: object, offset: int) -> object:
+        if self.imported:
+            raise _Claimed(f"{self.imported}, and {shape} at offset {offset} calls")
+        return super().call(shape, func, args, kwargs, offset)
+
+    def mutate(self, shape: str, target: object, payload: object, offset: int) -> InlineBytes | InlinePickle | None:
+        if self.imported:
+            raise _Claimed(f"{self.imported}, and {shape} at offset {offset} changes it")
+        return None
+
+
+def _probe_run(stream: BinaryIO, size: int | None, ctx: ScanContext | None, by_name: bool) -> tuple[bool | None, str]:
+    """Run up to ``PROBE_STREAMS`` streams: (True, why) a pickle, (False, why) not one, (None, _) ran out of bytes."""
+    events = _ProbeEvents(by_name)
+    tick = ctx.tracker.check_time if ctx is not None else None
+    vm = PickleVM(stream, events, size=size, tick=tick, chunk=PROBE_CHUNK)
+    try:
+        for _ in range(PROBE_STREAMS):
+            result = vm.run_stream()
+            if result.truncated:
+                return None, f"ends before STOP at offset {result.end}"
+            if not result.stopped:
+                op = result.error or "breaks"
+                return False, f"pickle.load fails at offset {result.error_offset}: {op}"
+            if events.imported:
+                return True, f"{events.imported}, and the stream reaches STOP"
+            if by_name:
+                return True, f"a complete pickle stream of {result.end - result.start} bytes"
+            if vm.at_eof() or vm.peek(1)[0] not in PICKLE_STARTS:
+                return False, "a pickle of plain data that imports nothing"
+    except _Claimed as claimed:
+        return True, claimed.detail
+    return False, f"{PROBE_STREAMS} pickle streams of plain data that import nothing"
+
+
+@register_probe(Kind.PICKLE)
+def probe(artifact: Artifact, ctx: ScanContext, head: bytes, by_name: bool) -> Probe:
+    """Whether ``pickle.load`` would import something from ``artifact`` (or, ``by_name``, read it at all).
+
+    The VM runs on the sniffed head first (non-pickles break within a few bytes), then, when the
+    head ends mid-stream, on the whole artifact. Nothing is imported or called.
+    """
+    if not head or head[0] not in PICKLE_STARTS:
+        first = f"0x{head[0]:02x}" if head else "nothing"
+        return Probe(False, f"pickle.load fails at offset 0: {first} is not a pickle opcode")
+    try:
+        decided, detail = _probe_run(io.BytesIO(head), len(head), None, by_name)
+        if decided is None and artifact.size is not None and artifact.size > len(head):
+            with ctx.open(artifact) as stream:
+                decided, detail = _probe_run(stream, artifact.size, ctx, by_name)
+    except (BudgetExceeded, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the VM failed: let the full analyzer run and report it
+        return Probe(True, f"the pickle VM failed while probing ({type(exc).__name__})")
+    if decided is None:  # pickle.load raises EOFError before importing anything: nothing runs
+        return Probe(False, f"pickle.load {detail.replace('ends', 'reaches the end')} without importing anything")
+    return Probe(decided, detail)

@@ -27,7 +27,9 @@ from ..core.walker import Malformed, ScanContext
 ANALYZER = "numpy"
 
 OBJECT_ARRAY = Rule("MLG-NPY-001", Severity.LOW, "NumPy array of Python objects (a pickle inside)", ANALYZER)
-SIZE_MISMATCH = Rule("MLG-NPY-002", Severity.MEDIUM, "NumPy array data is shorter than its header says", ANALYZER)
+SIZE_MISMATCH = Rule(
+    "MLG-NPY-002", Severity.MEDIUM, "NumPy array data is shorter than its header says", ANALYZER, incomplete=True
+)
 TRAILING = Rule("MLG-NPY-003", Severity.MEDIUM, "Data after the end of a NumPy array", ANALYZER)
 
 MAX_HEADER = 1 << 20
@@ -144,12 +146,14 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     descr, shape = header["descr"], header["shape"]
     size = artifact.size
     if has_objects(descr):
+        if size is not None and size <= data_start:
+            raise Malformed("object array header with no pickle after it: np.load fails (EOF while unpickling)", size)
         yield OBJECT_ARRAY.finding(
             artifact.at(data_start),
             f"array of dtype {descr!r} stores its elements as a pickle: np.load(allow_pickle=True) unpickles it; "
             "the pickle was scanned",
         )
-        _walk_rest(artifact, ctx, data_start, "object array pickle")
+        _walk_rest(artifact, ctx, data_start, "object array pickle", loaded_as="elements.pkl")
         return
     element = itemsize(descr)
     if size is None or element is None or not isinstance(shape, tuple):
@@ -174,11 +178,13 @@ def analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         _walk_rest(artifact, ctx, expected, f"@{expected}")
 
 
-def _walk_rest(artifact: Artifact, ctx: ScanContext, start: int, name: str) -> None:
+def _walk_rest(artifact: Artifact, ctx: ScanContext, start: int, name: str, loaded_as: str | None = None) -> None:
     size = artifact.size
 
     def opener() -> BinaryIO:
         end = size if size is not None else 1 << 62
         return OwnedSlice(artifact.open(), start, end - start)  # type: ignore[return-value]
 
-    ctx.walk(artifact.child(name, opener, None if size is None else size - start, container="npy"))
+    child = artifact.child(name, opener, None if size is None else size - start, container="npy")
+    child.loaded_as = loaded_as  # np.load(allow_pickle=True) unpickles an object array's data, whatever it sniffs as
+    ctx.walk(child)

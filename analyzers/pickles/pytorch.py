@@ -80,14 +80,55 @@ class StreamPlan:
         """Called after the ``count``-th stream (1-based) returned ``value``; False: stop reading."""
         return True
 
+    def ended(self, count: int, vm: PickleVM) -> None:
+        """Called when the file ends after ``count`` complete streams; raise ``Malformed`` if it needs more."""
+
 
 class LegacyFile(StreamPlan):
-    """A legacy torch file: five pickles, then raw storage bytes torch reads without unpickling."""
+    """A legacy torch file: five pickles, then raw storage bytes torch reads without unpickling.
+
+    After the fifth pickle (the storage keys), ``torch.load`` reads, for each storage key in sorted
+    order, an 8-byte element count and that many elements; the storages' types come from the
+    persistent ids ``('storage', <type>, key, location, numel, view)`` of the fourth pickle. Data
+    shorter than that is a file ``torch.load`` fails on (``Malformed``: the scan is incomplete).
+    """
 
     expected_multiple = True
 
+    def __init__(self, pids: list[object] | None = None) -> None:
+        self.pids = pids if pids is not None else []
+
     def after(self, count: int, value: object, vm: PickleVM) -> bool:
-        return count < LEGACY_STREAMS
+        if count < LEGACY_STREAMS:
+            return True
+        sizes = self._element_sizes()
+        for key in sorted(sizes):
+            raw = vm.read_bytes(8)
+            if raw is None:
+                raise Malformed(f"legacy torch storage {key!r} is missing (torch.load fails)", vm.cur)
+            (numel,) = struct.unpack("<q", raw)
+            if numel < 0 or not vm.skip(numel * sizes[key]):
+                raise Malformed(f"legacy torch storage {key!r} data is truncated (torch.load fails)", vm.cur)
+        return False
+
+    def ended(self, count: int, vm: PickleVM) -> None:
+        raise Malformed(
+            f"legacy torch file ends after {count} of its {LEGACY_STREAMS} pickles (torch.load fails)", vm.cur
+        )
+
+    def _element_sizes(self) -> dict[str, int]:
+        """Element size per storage key, when every storage pid is a known type (else: nothing to check)."""
+        sizes: dict[str, int] = {}
+        for pid in self.pids:
+            if type(pid) is not tuple or not pid or pid[0] != "storage":
+                continue
+            if len(pid) < 3 or type(pid[1]) is not Global or type(pid[2]) is not str:
+                return {}
+            size = _ELEMENT_SIZES.get(pid[1].name or "")
+            if size is None:
+                return {}
+            sizes[pid[2]] = size
+        return sizes
 
 
 class LegacyStorages(StreamPlan):
@@ -147,7 +188,7 @@ def _element_size(value: object) -> int | None:
     return None
 
 
-def stream_plan(artifact: Artifact, values: list[object]) -> StreamPlan:
+def stream_plan(artifact: Artifact, values: list[object], pids: list[object] | None = None) -> StreamPlan:
     """The plan for a file whose first pickle streams returned ``values`` (called after the first two).
 
     A legacy file is recognised by its magic number, or by the protocol version in its second
@@ -155,9 +196,9 @@ def stream_plan(artifact: Artifact, values: list[object]) -> StreamPlan:
     """
     first_value = values[0]
     if type(first_value) is int and first_value == LEGACY_MAGIC:
-        return LegacyFile()
+        return LegacyFile(pids)
     if len(values) > 1 and type(values[1]) is int and values[1] == LEGACY_PROTOCOL:
-        return LegacyFile()
+        return LegacyFile(pids)
     if artifact.container == "tar" and type(first_value) is int:
         if artifact.name == "storages":
             return LegacyStorages()

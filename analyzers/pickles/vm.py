@@ -466,8 +466,10 @@ class PickleVM:
         size: int | None = None,
         tick: Callable[[], None] | None = None,
         names: set[str] | None = None,
+        chunk: int | None = None,
     ) -> None:
         self.stream = stream
+        self.chunk_size = chunk  # bytes read per refill; None: CHUNK (the routing probe reads little)
         self.names: set[str] = names if names is not None else set()
         self.events = events
         self.size = size
@@ -512,7 +514,7 @@ class PickleVM:
                 return False
         self.cbase = at
         if not self.eof:
-            rest += self._read(max(n - len(rest), CHUNK))
+            rest += self._read(max(n - len(rest), self.chunk_size or CHUNK))
         self.chunk = rest
         return len(rest) >= n
 
@@ -1171,6 +1173,10 @@ class PickleVM:
                     raise _Break(f"{OPNAMES.get(op, hex(op))}: stack underflow", wbase + pos - 1) from None
                 except TypeError as exc:  # unhashable dict key or set item, as CPython raises
                     raise _Break(f"{OPNAMES.get(op, hex(op))}: {exc}", wbase + pos - 1) from None
+                except UnicodeDecodeError as exc:  # the unpicklers decode these arguments and fail the same way
+                    raise _Break(
+                        f"{OPNAMES.get(op, hex(op))}: argument is not UTF-8 ({exc.reason})", wbase + pos - 1
+                    ) from None
         finally:
             result.events = nevents
             memo.count = mcount

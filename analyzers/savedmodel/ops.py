@@ -100,6 +100,14 @@ def _table() -> dict[str, OpInfo]:
         OpClass.NETWORK,
         "CollectiveGather CollectiveBcastSend CollectiveBcastRecv CollectivePermute Send Recv _Send _Recv",
     )
+    # Ops whose file name, pattern or address sits in an attribute or an input the lists above missed
+    # (every op of TF 2.21's registry with a filename/path/pattern/url/address argument is covered).
+    add(OpClass.READ, "FixedUnigramCandidateSampler", path_attrs=("vocab_file",))
+    add(OpClass.READ, "Skipgram", path_attrs=("filename",))
+    add(OpClass.WRITE, "DumpTensor", path_attrs=("log_dir_path", "file_name"))
+    add(OpClass.WRITE, "CalibrationStatisticsSaver", path_attrs=("output_file_path",))
+    add(OpClass.READ, "DTensorRestoreV2", (0,), checkpoint=True)
+    add(OpClass.NETWORK, "RpcClient RpcServer", (0,))
     add(OpClass.HIDDEN, "DatasetFromGraph", (0,))
     add(OpClass.ABORT, "Abort")
     return table
@@ -111,6 +119,7 @@ CATALOGUE: dict[str, OpInfo] = _table()
 BENIGN_ATTR_VALUES: dict[str, frozenset[str]] = {
     "output_stream": frozenset({"stderr", "stdout", "log(info)", "log(warning)", "log(error)", ""}),
     "descriptor_source": frozenset({"local://", ""}),
+    "vocab_file": frozenset({""}),  # FixedUnigramCandidateSampler draws from `unigrams` instead
 }
 # An empty filename means "cache in memory" for CacheDataset(V2).
 MEMORY_WHEN_EMPTY = frozenset({"CacheDataset", "CacheDatasetV2"})

@@ -14,10 +14,10 @@ import enum
 import re
 from dataclasses import dataclass
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from .graph import GraphIndex, Scope, attr, data_inputs, node_ref, text
-from .schema import DT_STRING
+from .schema import DT_STRING, AssetFileDef
 
 MAX_DEPTH = 32
 MAX_SOURCES = 16
@@ -111,6 +111,28 @@ def classify_path(value: str) -> PathRisk:
     return PathRisk(tuple(reasons), sensitive)
 
 
+ASSETS_COLLECTION = b"saved_model_assets"
+"""TF1 ``SavedModelBuilder`` lists assets here (``AssetFileDef`` in an ``Any`` list), not in ``asset_file_def``."""
+
+
+def asset_defs(mg: Message) -> list[Message]:
+    """Every ``AssetFileDef`` of a meta graph: the TF2 field and the TF1 collection (the loader reads both)."""
+    out = list(mg.asset_file_def)
+    for entry in mg.collection_def:
+        if entry.key != ASSETS_COLLECTION:
+            continue
+        for value in entry.value.any_list.value:
+            if not text(value.type_url).endswith("tensorflow.AssetFileDef"):
+                continue
+            asset = AssetFileDef()
+            try:
+                asset.ParseFromString(value.value)
+            except DecodeError:
+                continue
+            out.append(asset)
+    return out
+
+
 class PathTracer:
     """Resolve string tensors of one meta graph to their sources."""
 
@@ -122,7 +144,7 @@ class PathTracer:
             for entry in sig.value.inputs:
                 node = node_ref(text(entry.value.name))[0]
                 self.signature_inputs[node] = f"'{text(entry.key)}' of signature '{text(sig.key)}'"
-        self.asset_tensors = {node_ref(text(a.tensor_info.name))[0]: text(a.filename) for a in mg.asset_file_def}
+        self.asset_tensors = {node_ref(text(a.tensor_info.name))[0]: text(a.filename) for a in asset_defs(mg)}
         self.saver_filename = (
             node_ref(text(mg.saver_def.filename_tensor_name))[0] if mg.saver_def.filename_tensor_name else ""
         )
@@ -160,6 +182,11 @@ class PathTracer:
         inputs = data_inputs(node)
         if scope.is_graph and name == self.saver_filename:
             out.append(Source(SourceKind.SAVER, name))  # TF1 savers feed a Const default
+            return
+        if scope.is_graph and name in self.asset_tensors:
+            # TF1 assets are graph tensors (a Const holding the path at export time) that the loader
+            # feeds with the file's location under assets/: the constant's own value is never read.
+            out.append(Source(SourceKind.ASSET, self.asset_tensors[name]))
             return
         if op == "Const":
             value = attr(node, b"value")
@@ -294,7 +321,7 @@ def _output_position(ref: str, callee: Scope) -> int | None:
 def _bound_inputs(mg: Message) -> dict[str, list[Source]]:
     """Captured inputs of object-graph concrete functions, as sources (assets, variables, resources)."""
     nodes = list(mg.object_graph_def.nodes)
-    assets = list(mg.asset_file_def)
+    assets = asset_defs(mg)
     out: dict[str, list[Source]] = {}
     for entry in mg.object_graph_def.concrete_functions:
         sources: list[Source] = []

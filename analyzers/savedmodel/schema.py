@@ -51,7 +51,9 @@ _MESSAGES: dict[str, list[tuple[int, str, str]]] = {
         (3, "restore_op_name", "bytes"),
     ],
     "CollectionEntry": [(1, "key", "bytes"), (2, "value", "CollectionDef")],
-    "CollectionDef": [(1, "node_list", "BytesList"), (2, "bytes_list", "BytesList")],
+    "CollectionDef": [(1, "node_list", "BytesList"), (2, "bytes_list", "BytesList"), (5, "any_list", "AnyList")],
+    "AnyList": [(1, "value", "*AnyValue")],
+    "AnyValue": [(1, "type_url", "bytes"), (2, "value", "bytes")],  # google.protobuf.Any, read by hand
     "BytesList": [(1, "value", "*bytes")],
     "SignatureEntry": [(1, "key", "bytes"), (2, "value", "SignatureDef")],
     "SignatureDef": [
@@ -156,6 +158,7 @@ CLASSES = build_messages("mlgate_sm", _MESSAGES, _ENUMS)
 SavedModel = CLASSES["SavedModel"]
 GraphDef = CLASSES["GraphDef"]
 SavedMetadata = CLASSES["SavedMetadata"]
+AssetFileDef = CLASSES["AssetFileDef"]
 
 
 class SchemaError(ValueError):

@@ -57,8 +57,33 @@ HYDRA_TARGET = Rule(
 _TARGET_VALUE = re.compile(r"""_target_['"]?\s*[:=]\s*['"]?([A-Za-z_][\w.:]*)""")
 
 
+REFUSED = Rule(
+    "MLG-ST-007",
+    Severity.MEDIUM,
+    "The reference safetensors loader refuses this file",
+    ANALYZER,
+    incomplete=True,
+)
+_REFUSING = frozenset({"MLG-ST-002", "MLG-ST-003", "MLG-ST-004", "MLG-ST-005"})
+
+
 @register(Kind.SAFETENSORS, ANALYZER)
 def analyze_safetensors(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+    """Validate the header; a file the reference loader refuses is not a model mlgate read (incomplete)."""
+    refused = []
+    for finding in _analyze(artifact, ctx):
+        if finding.rule in _REFUSING:
+            refused.append(finding.rule)
+        yield finding
+    if refused:
+        yield REFUSED.finding(
+            artifact.location,
+            f"safetensors.safe_open refuses this file ({', '.join(sorted(set(refused)))}): it cannot be loaded "
+            "as the safetensors file it claims to be, so what a lenient reader would take from it is unknown",
+        )
+
+
+def _analyze(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     """Validate the header of a safetensors file; the cost is independent of the tensor bytes."""
     with ctx.open(artifact) as stream:
         size = artifact.size if artifact.size is not None else stream.seek(0, 2)

@@ -50,7 +50,7 @@ def test_duplicate_tensor_keys_are_a_parser_differential(tmp_path):
     )
     result = scan(write(tmp_path / "dup.safetensors", st_bytes(header, b"\0" * 16)))
     # Python keeps the last 'w' (bytes 8-16), so in its reading bytes 0-8 belong to no tensor
-    assert rules_of(result, "MLG-ST-") == ["MLG-ST-001", "MLG-ST-002"]
+    assert rules_of(result, "MLG-ST-") == ["MLG-ST-001", "MLG-ST-002", "MLG-ST-007"]
     assert findings_of(result, "MLG-ST-001")[0].severity == Severity.HIGH
 
 
@@ -65,7 +65,8 @@ def test_duplicate_tensor_keys_are_a_parser_differential(tmp_path):
 )
 def test_offsets_must_tile_the_buffer(tmp_path, tensors, buffer, words):
     result = scan(write(tmp_path / "bad.safetensors", st_bytes(f32(tensors), b"\0" * buffer)))
-    assert rules_of(result, "MLG-ST-") == ["MLG-ST-002"]
+    assert rules_of(result, "MLG-ST-") == ["MLG-ST-002", "MLG-ST-007"]
+    assert not result.complete  # safetensors.safe_open refuses it: not a model mlgate read
     assert words in findings_of(result, "MLG-ST-002")[0].message
 
 
@@ -75,24 +76,31 @@ def test_size_must_match_dtype_times_shape(tmp_path):
         "n": {"dtype": "F4", "shape": [3], "data_offsets": [8, 10]},
     }
     result = scan(write(tmp_path / "size.safetensors", st_bytes(header, b"\0" * 10)))
-    assert rules_of(result, "MLG-ST-") == ["MLG-ST-003", "MLG-ST-003"]  # 12 bytes != 8; 12 bits is not whole bytes
+    assert rules_of(result, "MLG-ST-") == [
+        "MLG-ST-003",
+        "MLG-ST-003",
+        "MLG-ST-007",
+    ]  # 12 bytes != 8; 12 bits is not whole bytes
 
 
 def test_huge_shape_cannot_overflow_into_a_match(tmp_path):
     header = {"a": {"dtype": "F32", "shape": [2**62, 4], "data_offsets": [0, 0]}}
     result = scan(write(tmp_path / "overflow.safetensors", st_bytes(header, b"")))
-    assert rules_of(result, "MLG-ST-") == ["MLG-ST-003"]
+    assert rules_of(result, "MLG-ST-") == ["MLG-ST-003", "MLG-ST-007"]
 
 
 def test_unknown_dtype(tmp_path):
     header = {"a": {"dtype": "PYOBJ", "shape": [1], "data_offsets": [0, 8]}}
-    assert rules_of(scan(write(tmp_path / "dt.safetensors", st_bytes(header, b"\0" * 8))), "MLG-ST-") == ["MLG-ST-004"]
+    assert rules_of(scan(write(tmp_path / "dt.safetensors", st_bytes(header, b"\0" * 8))), "MLG-ST-") == [
+        "MLG-ST-004",
+        "MLG-ST-007",
+    ]
 
 
 def test_metadata_must_be_strings(tmp_path):
     header = {"__metadata__": {"format": "pt", "epoch": 3}, **f32({"a": ([1], 0, 4)})}
     result = scan(write(tmp_path / "meta.safetensors", st_bytes(header, b"\0" * 4)))
-    assert rules_of(result, "MLG-ST-") == ["MLG-ST-005"]
+    assert rules_of(result, "MLG-ST-") == ["MLG-ST-005", "MLG-ST-007"]
     assert "'epoch'" in findings_of(result, "MLG-ST-005")[0].message
 
 

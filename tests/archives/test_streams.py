@@ -44,7 +44,10 @@ def test_each_codec_is_decoded_and_walked(tmp_path, codec, filename, child, walk
     (finding,) = findings_of(result, "MLG-ARC-001")
     assert finding.location == f"{filename}!{child}!../escape.txt"
     assert walked[f"{filename}!{child}!model_config.yaml"] == b"a: 1\n"
-    assert result.complete or {f.rule for f in result.findings if f.incomplete} == {"MLG-CORE-001"}
+    incomplete = {f.rule for f in result.findings if f.incomplete}
+    # joblib.load unpickles what its stream holds: a tar there is not what the name promises (MLG-CORE-011).
+    expected = {"MLG-CORE-011"} if filename.endswith(".joblib") else {"MLG-CORE-001"}
+    assert result.complete or incomplete == expected
 
 
 def test_concatenated_gzip_members_are_all_read(tmp_path):

@@ -47,8 +47,8 @@ def nemo(tmp_path, extra: list[TarMember], name: str = "model.nemo"):
         (TarMember("pipe", type=tarfile.FIFOTYPE), "MLG-ARC-007", Severity.HIGH),
         (TarMember("setuid_bin", mode=0o4755), "MLG-ARC-008", Severity.LOW),
         (TarMember("open.bin", mode=0o666), "MLG-ARC-008", Severity.LOW),
-        (TarMember("~/tilde.txt"), "MLG-ARC-014", Severity.LOW),
-        (TarMember("$HOME/var.txt"), "MLG-ARC-014", Severity.LOW),
+        (TarMember("~/tilde.txt"), "MLG-ARC-015", Severity.HIGH),
+        (TarMember("$HOME/var.txt"), "MLG-ARC-015", Severity.HIGH),
     ],
 )
 def test_nemo_member_hazards(tmp_path, member, rule, severity):

@@ -38,9 +38,9 @@ from mlgate.controller.scanning import scan_target
         ("/abs_zip.txt", "MLG-ARC-002", Severity.HIGH),
         ("C:\\Windows\\evil.txt", "MLG-ARC-002", Severity.HIGH),
         ("\\\\server\\share\\evil.txt", "MLG-ARC-002", Severity.HIGH),
-        ("~/tilde.txt", "MLG-ARC-014", Severity.LOW),
-        ("$HOME/var.txt", "MLG-ARC-014", Severity.LOW),
-        ("%APPDATA%/var.txt", "MLG-ARC-014", Severity.LOW),
+        ("~/tilde.txt", "MLG-ARC-015", Severity.HIGH),
+        ("$HOME/var.txt", "MLG-ARC-015", Severity.HIGH),
+        ("%APPDATA%/var.txt", "MLG-ARC-015", Severity.HIGH),
         ("ctl\x01name.txt", "MLG-ARC-014", Severity.LOW),
         ("d/" + "n" * 300, "MLG-ARC-014", Severity.LOW),
     ],
@@ -222,7 +222,7 @@ def test_npz_of_arrays_is_quiet(tmp_path):
 
 def test_executable_member_is_reported_once_by_the_walker(tmp_path):
     elf = b"\x7fELF\x02\x01\x01" + b"\0" * 120
-    result = scan(write(tmp_path / "model.mar", zip_bytes([("handler.so", elf), ("model.pt", b"\0" * 16)])))
+    result = scan(write(tmp_path / "model.mar", zip_bytes([("handler.so", elf), ("weights.raw", b"\0" * 16)])))
     assert [(f.rule, f.location) for f in result.findings] == [("MLG-CORE-007", "model.mar!handler.so")]
 
 

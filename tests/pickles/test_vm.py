@@ -288,9 +288,14 @@ def test_broken_protocol0_payload_is_still_routed_and_reported(tmp_path):
 
 def test_trailing_non_pickle_data_is_reported_and_walked(tmp_path):
     data = pickle.dumps({"a": 1}, protocol=2) + b"\x00\x01 not a pickle"
-    scan = scan_bytes(tmp_path, data)
+    scan = scan_bytes(tmp_path, data, "blob")
     assert rules(scan.findings) == {"MLG-PKL-022"}
     assert scan.complete
+    # Under a name that promises a pickle, the trailing bytes must be a pickle too (issue 13 item 2).
+    scan = scan_bytes(tmp_path, data, "model.pkl")
+    assert rules(scan.findings) == {"MLG-PKL-022"}
+    assert [f.location for f in scan.findings if f.rule == "MLG-CORE-011"] == ["model.pkl!@17"]
+    assert not scan.complete
 
 
 def test_counts_like_collections_are_plain(tmp_path):
