@@ -4,10 +4,10 @@ Positives (``../fixtures/backdoors/independent/build_*.py``) were written from t
 with onnx.helper graph surgery, PyTorch exports (TorchScript and torch.export) and Keras 3 / TensorFlow
 SavedModels, and each was run to confirm that the trigger flips the prediction. Every one must be
 reported once, high, at its merge node, with a message naming the input positions read, the constants
-compared and the payload forced. Controls (masked pooling, attention masks, LSTM masking, a silence gate,
-routing between two learned heads, NaN sanitising, clipping, argmax post-processing, detection
-thresholds, Hugging Face decoders, keras.applications, every ONNX backend test model) must stay silent
-at medium and above, all in one test.
+compared and the payload forced. Controls (masked pooling, attention masks, LSTM masking, a silence
+gate, all-padding documents mapped to a constant, routing between two learned heads, NaN sanitising,
+clipping, argmax post-processing, detection thresholds, Hugging Face decoders, keras.applications,
+every ONNX backend test model) must stay silent at medium and above, all in one test.
 """
 
 from __future__ import annotations
@@ -142,7 +142,10 @@ def test_every_benign_control_is_silent(xz_fixture: Callable[[Path], Path]) -> N
         noisy += [(name, f.rule, f.severity.label, f.message) for f in onnx_adapter.findings(model, f"{name}:")]
     assert not noisy, noisy
     assert len(controls) >= 30 and len(backend) >= 1800, (len(controls), len(backend))
-    assert {p.name for p in controls} >= {"app_resnet50", "app_mobilenetv2", "control_hf_llama.onnx"}
+    assert {p.name for p in controls} >= {
+        "app_resnet50", "app_mobilenetv2", "control_hf_llama.onnx", "control_empty_text", "control_empty_text.onnx",
+        "control_silence_class", "control_two_heads.onnx",
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the core, format-neutral
