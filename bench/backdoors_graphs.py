@@ -1,30 +1,39 @@
 """Architectural-backdoor heuristics: precision/recall on the fixtures, silence and speed on real models.
 
-    python3 bench/backdoors_graphs.py [--tf-python PATH] [--sizes 10000 50000 200000] [--repeat 3]
+    python3 bench/backdoors_graphs.py [--hf-python PATH] [--tf-python PATH] [--sizes 10000 50000 200000] [--repeat 3]
 
-1. Every committed fixture under tests/fixtures/backdoors (plus the benign SavedModel/ONNX fixtures of
-   the Keras/TF area) is scanned with ``scan_path``; a fixture counts as a true positive when its only
-   MLG-BD rule is the one its attack implies, a false positive when a control yields any MLG-BD finding.
-2. Real architectures with random weights, built in a temporary folder: Hugging Face models exported
+1. Every committed fixture under tests/fixtures/backdoors (the repository's own and the independent set
+   of issue 15, plus the benign SavedModel/ONNX fixtures of the Keras/TF area) is scanned with
+   ``scan_path``; a fixture counts as a true positive when its only MLG-BD rule is the one its attack
+   implies, a false positive when a control yields any MLG-BD finding. The ONNX backend test models
+   (the committed node-test zip and, when the onnx package is installed, its shipped test data) are
+   counted as controls too.
+2. The largest control (by flattened nodes): its full ``scan_path`` time, then the taint pass alone on
+   1, 2, 4 and 8 disjoint copies of its flattened graph (time per node must stay flat: linear time).
+3. Real architectures with random weights, built in a temporary folder: Hugging Face models exported
    with torch's ONNX exporter and, with ``--tf-python`` (a Python with TensorFlow), keras.applications
    exported as SavedModels. Reports flattened node count, MLG-BD findings and best scan time.
-3. Synthetic ONNX graphs of N residual MLP blocks (built with mlgate's own schema, no onnx package)
+4. Synthetic ONNX graphs of N residual MLP blocks (built with mlgate's own schema, no onnx package)
    ending in a ShadowLogic Where: full ``scan_path`` time and microseconds per flattened node.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import lzma
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 from mlgate.analyzers.backdoors import onnx_adapter as onnx_backdoor
 from mlgate.analyzers.backdoors import savedmodel_adapter as backdoor_adapter
+from mlgate.analyzers.backdoors.heuristics import ONNX_OPS, TF_OPS, Graph, Node, scan_graph
 from mlgate.analyzers.core.walker import scan_path
 from mlgate.analyzers.onnx.analyzer import ModelProto
 from mlgate.analyzers.savedmodel import schema
@@ -46,17 +55,49 @@ def bd_rules(path: Path) -> list[str]:
     return [f.rule for f in scan_path(path, label=path.name).findings if f.rule.startswith("MLG-BD-")]
 
 
-def fixtures() -> None:
+def independent(tmp: Path) -> tuple[list[Path], list[Path]]:
+    """Issue 15's independent positives and controls; keras.applications graphs unpacked into ``tmp``."""
+    root = FIX / "backdoors" / "independent"
+    positives = [p for p in sorted((root / "onnx").glob("*.onnx")) if not p.name.startswith("control_")]
+    positives += [p for p in sorted((root / "savedmodel").iterdir()) if p.name.startswith(("keras_", "tf_"))]
+    controls = sorted((root / "onnx").glob("control_*.onnx"))
+    for path in sorted((root / "savedmodel").iterdir()):
+        if path.name.startswith(("keras_", "tf_")):
+            continue
+        packed = path / "saved_model.pb.xz"
+        if packed.exists():
+            (tmp / path.name).mkdir()
+            (tmp / path.name / "saved_model.pb").write_bytes(lzma.decompress(packed.read_bytes()))
+            path = tmp / path.name
+        controls.append(path)
+    return positives, controls
+
+
+def onnx_backend_models() -> list[tuple[str, bytes]]:
+    models: list[tuple[str, bytes]] = []
+    with zipfile.ZipFile(FIX / "backdoors" / "independent" / "onnx_backend_node.zip") as archive:
+        models.extend((name, archive.read(name)) for name in archive.namelist())
+    spec = importlib.util.find_spec("onnx")
+    if spec is not None and spec.origin is not None:
+        data = Path(spec.origin).parent / "backend" / "test" / "data"
+        models.extend((str(p.relative_to(data)), p.read_bytes()) for p in sorted(data.rglob("*.onnx")))
+    return models
+
+
+def fixtures(tmp: Path) -> list[Path]:
+    """Precision and recall over every fixture; returns the controls of the independent set."""
     targets = sorted((FIX / "backdoors" / "onnx").glob("*.onnx")) + sorted((FIX / "backdoors" / "savedmodel").iterdir())
     targets += sorted((FIX / "keras_tf" / "savedmodel").glob("benign_*")) + sorted(
         (FIX / "keras_tf" / "onnx").glob("*.onnx")
     )
-    tp = fp = fn = controls = 0
-    for path in targets:
+    positives, controls = independent(tmp)
+    expected_rules = {**EXPECTED, **{p.name: "MLG-BD-001" for p in positives}}
+    tp = fp = fn = count = 0
+    for path in targets + positives + controls:
         rules = bd_rules(path)
-        expected = EXPECTED.get(path.name)
+        expected = expected_rules.get(path.name)
         if expected is None:
-            controls += 1
+            count += 1
             fp += bool(rules)
             if rules:
                 print(f"  FALSE POSITIVE {path.name}: {rules}")
@@ -66,9 +107,70 @@ def fixtures() -> None:
             fn += 1
             print(f"  MISSED {path.name}: expected {expected}, got {rules}")
     print(
-        f"fixtures: {tp + fn} positives, {controls} controls -> TP {tp}, FN {fn}, FP {fp}; "
-        f"precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}"
+        f"fixtures: {tp + fn} positives ({len(positives)} independent), {count} controls -> TP {tp}, FN {fn}, "
+        f"FP {fp}; precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f}"
     )
+    backend = onnx_backend_models()
+    noisy = 0
+    for name, data in backend:
+        noisy += any(True for _ in onnx_backdoor.findings(parse_binary(ModelProto, data), f"{name}:"))
+    print(f"ONNX backend test models: {len(backend)}, with an MLG-BD finding: {noisy}")
+    return controls
+
+
+def replicated(graph: Graph, copies: int) -> Graph:
+    """``copies`` disjoint copies of a flattened graph (node indices shifted), all outputs kept."""
+    out = Graph(graph.prefix, limit=len(graph.nodes) * copies + 1)
+    n = len(graph.nodes)
+    for k in range(copies):
+        for node in graph.nodes:
+            out.add(
+                Node(
+                    node.op,
+                    f"{node.where}#{k}",
+                    node.role,
+                    [j + k * n for j in node.inputs],
+                    node.const,
+                    node.label,
+                    node.crop,
+                    node.hidden,
+                    node.rank,
+                    node.picks,
+                    node.inner_learned,
+                )
+            )
+        out.outputs.extend(o + k * n for o in graph.outputs)
+    return out
+
+
+def flattened(path: Path) -> tuple[list[Graph], object]:
+    if path.is_dir():
+        model = parse_binary(schema.SavedModel, (path / "saved_model.pb").read_bytes())
+        return [backdoor_adapter.flatten(GraphIndex(mg), "") for mg in model.meta_graphs], TF_OPS
+    return [onnx_backdoor.flatten(parse_binary(ModelProto, path.read_bytes()), "")], ONNX_OPS
+
+
+def largest_control(controls: list[Path], repeat: int) -> None:
+    """The largest control's full scan, then the taint pass on k disjoint copies of its graph."""
+    path = max(controls, key=flattened_nodes)
+    graphs, dialect = flattened(path)
+    graph = max(graphs, key=lambda g: len(g.nodes))
+    print(
+        f"largest control: {path.name}, {flattened_nodes(path):,d} flattened nodes, "
+        f"best scan_path {best_time(path, repeat):.3f}s"
+    )
+    print(f"{'copies':>6} {'nodes':>9} {'taint pass':>11} {'per node':>9}  findings")
+    for copies in (1, 2, 4, 8):
+        big = replicated(graph, copies)
+        best, found = float("inf"), []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            found = scan_graph(big, dialect)
+            best = min(best, time.perf_counter() - start)
+        print(
+            f"{copies:6d} {len(big.nodes):9,d} {best:10.3f}s {best / len(big.nodes) * 1e6:7.1f}µs  "
+            f"{[f.rule for f in found]}"
+        )
 
 
 HF_SCRIPT = textwrap.dedent("""
@@ -110,8 +212,13 @@ HF_SCRIPT = textwrap.dedent("""
         "qwen2": (T.Qwen2ForCausalLM(T.Qwen2Config(**L, num_key_value_heads=1)), True),
     }
     for name, (model, cache) in text.items():
-        torch.onnx.export(Logits(model, cache).eval(), (ids, mask), f"{out}/{name}.onnx", dynamo=False,
-                          opset_version=17, input_names=["input_ids", "attention_mask"])
+        try:
+            torch.onnx.export(Logits(model, cache).eval(), (ids, mask), f"{out}/{name}.onnx", dynamo=False,
+                              opset_version=17, input_names=["input_ids", "attention_mask"])
+        except Exception:  # torch 2.13's TorchScript exporter cannot trace the decoders: torch.export instead
+            program = torch.onnx.export(Logits(model, cache).eval(), (ids, mask), dynamo=True, opset_version=18,
+                                        input_names=["input_ids", "attention_mask"], external_data=False)
+            program.save(f"{out}/{name}.onnx")
     V = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
              intermediate_size=64, **E)
     vision = {"vit": T.ViTForImageClassification(T.ViTConfig(**V, num_labels=3)),
@@ -154,10 +261,10 @@ def best_time(path: Path, repeat: int) -> float:
     return best
 
 
-def real_models(tf_python: str | None, repeat: int) -> None:
+def real_models(hf_python: str, tf_python: str | None, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        subprocess.run([sys.executable, "-c", HF_SCRIPT, tmp], check=True, capture_output=True)
+        subprocess.run([hf_python, "-c", HF_SCRIPT, tmp], check=True, capture_output=True)
         if tf_python:
             subprocess.run([tf_python, "-c", TF_SCRIPT, tmp], check=True, capture_output=True)
         print(f"{'model':16} {'format':10} {'flattened nodes':>15} {'MLG-BD':>7} {'best scan':>10}")
@@ -225,12 +332,19 @@ def scaling(sizes: list[int], repeat: int) -> None:
 def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--hf-python",
+        default=sys.executable,
+        help="a Python interpreter with torch, transformers and onnxscript, to build the Hugging Face models",
+    )
     parser.add_argument("--tf-python", help="a Python interpreter with TensorFlow, to build keras.applications models")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    fixtures()
-    real_models(args.tf_python, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        controls = fixtures(Path(tmp))
+        largest_control(controls, args.repeat)
+    real_models(args.hf_python, args.tf_python, args.repeat)
     scaling(args.sizes, args.repeat)
 
 

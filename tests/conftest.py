@@ -1,14 +1,20 @@
-"""Suite-wide fixtures: the canary check that proves no malicious payload ever ran.
+"""Suite-wide fixtures: the canary check that proves no malicious payload ever ran, TLS files, xz fixtures.
 
 Every malicious fixture's payload, if executed, creates a file in ``CANARY_DIR``
 (``touch /tmp/mlgate-canary/<fixture>``). The suite fails at the end if any exists.
+
+Fixtures that are large but compress well (zero-weight ResNet50 files, keras.applications graphs)
+are committed as ``<file>.xz``; ``xz_fixture`` unpacks one into a temporary folder named like its
+committed parent folder, so the file keeps its name.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import lzma
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +35,25 @@ def no_payload_ever_runs():
     yield
     fired = sorted(p.name for p in CANARY_DIR.iterdir()) if CANARY_DIR.exists() else []
     assert not fired, f"malicious payloads executed during the test session: {fired}"
+
+
+@pytest.fixture(scope="session")
+def xz_fixture(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """``unpack(folder/name.ext.xz)`` -> ``<tmp>/folder/name.ext`` (once per session); other paths as is."""
+    root = tmp_path_factory.mktemp("xz_fixtures")
+    done: dict[Path, Path] = {}
+
+    def unpack(path: Path) -> Path:
+        if path.suffix != ".xz":
+            return path
+        if path not in done:
+            target = root / f"{len(done)}" / path.parent.name / path.name[: -len(".xz")]
+            target.parent.mkdir(parents=True)
+            target.write_bytes(lzma.decompress(path.read_bytes()))
+            done[path] = target
+        return done[path]
+
+    return unpack
 
 
 # --- TLS ---------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Reads the ``ModelProto`` the ONNX analyzer already parsed. Graph inputs that are
 are the raw inputs; initializers and ``Constant`` nodes are literal constants (weights when large
 or fed to a linear op); graph outputs are the outputs. Model-local functions are inlined per call
 site. If/Loop/Scan bodies stay opaque: the node's inputs are its own plus every outer value its
-subgraphs capture, and the constants inside are kept as evidence. Ops outside the default domain
+subgraphs capture, the constants inside are kept as evidence, and weights inside make the node
+learned. Input ranks come from the graph inputs' ``ValueInfoProto`` shapes; ``Slice`` and
+``Gather`` with literal indices record which positions they read. Ops outside the default domain
 are named ``<domain>.<op>``. Locations match the ONNX analyzer's (``model.onnx:graph/<node>``,
 ``model.onnx:functions/<domain>.<name>/<node>``).
 """
@@ -20,11 +22,14 @@ from google.protobuf.message import Message
 from ..core.findings import Finding
 from .heuristics import (
     BFLOAT16,
+    LEARNED_CONST_ELEMENTS,
     ONNX_OPS,
     ConstInfo,
+    Effect,
     Graph,
     GraphTooLarge,
     Node,
+    Pick,
     Role,
     half_bits,
     scan,
@@ -84,7 +89,8 @@ class _Builder:
         for value in main.input:
             name = _text(value.name)
             if name not in env:
-                env[name] = self.graph.add(Node("Input", f"{where}/input/{name}", Role.INPUT, label=name))
+                node = Node("Input", f"{where}/input/{name}", Role.INPUT, label=name, rank=_rank(value))
+                env[name] = self.graph.add(node)
         self._scope(None, main.node, env, where, 0)
         self.graph.outputs = [self._lookup(env, _text(v.name), where) for v in main.output]
         return self.graph
@@ -108,7 +114,7 @@ class _Builder:
             if op.const is not None:
                 nid = self.graph.add(Node(op.op, here, Role.CONST, const=op.const))
             else:
-                nid = self.graph.add(Node(op.op, here, hidden=op.hidden))
+                nid = self.graph.add(Node(op.op, here, hidden=op.hidden, inner_learned=op.inner_learned))
                 wiring.append((nid, op))
             for name in op.outputs:
                 if name:
@@ -120,6 +126,7 @@ class _Builder:
             node.inputs = [ids[name] for name in op.inputs if name] + captured
             if op.op in ("Slice", "Gather"):
                 node.crop = self._crop(op.proto, op.inputs, ids)
+                node.picks = self._picks(op.proto, op.inputs, ids)
         for proxies, op, fn in calls:
             inner = {_text(p): self._lookup(env, a, where) for p, a in zip(fn.input, op.inputs, strict=False) if a}
             where_fn = f"{self.base}functions/{_text(fn.domain)}.{_text(fn.name)}"
@@ -182,6 +189,47 @@ class _Builder:
             extents.append(extent)
         return tuple(extents) or None
 
+    def _picks(self, node: Message, names: list[str], ids: dict[str, int]) -> tuple[Pick, ...] | None:
+        """The positions a Slice/Gather with literal indices reads, axis by axis (None: not static)."""
+        if node.domain not in DEFAULT_DOMAINS:
+            return None
+
+        def ints(pos: int) -> list[int] | None:
+            if pos >= len(names) or not names[pos]:
+                return None
+            return self.graph.const_ints(ids[names[pos]])
+
+        if node.op_type == b"Gather":
+            axis = _attr(node, b"axis")
+            index = ids.get(names[1]) if len(names) > 1 and names[1] else None
+            values = self.graph.const_ints(index) if index is not None else None
+            if values is None or not values:
+                return None
+            const = self.graph.nodes[index].const
+            scalar = const is not None and const.scalar
+            label = str(values[0]) if len(values) == 1 else "[" + ", ".join(map(str, values[:4])) + "]"
+            effect = Effect.RANGE if len(values) > 1 else Effect.DROP if scalar else Effect.PIN
+            return (Pick(axis.i if axis is not None else 0, label, effect),)
+        if len(names) >= 3:
+            starts, ends, axes, steps = ints(1), ints(2), ints(3), ints(4)
+        else:  # opset < 10: attributes
+            starts, ends, axes, steps = (_attr_ints(node, k) for k in (b"starts", b"ends", b"axes", b"steps"))
+        if starts is None or ends is None or len(starts) != len(ends):
+            return None
+        axes = axes if axes is not None else list(range(len(starts)))
+        steps = steps if steps is not None else [1] * len(starts)
+        if not len(axes) == len(starts) == len(steps):
+            return None
+        picks: list[Pick] = []
+        for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+            open_end = end >= _OPEN
+            if open_end and start == 0 and step == 1:
+                continue  # the whole axis
+            extent = slice_extent(start, None if open_end else end, step)
+            label = f"{start}:{'' if open_end else end}{f':{step}' if step != 1 else ''}"
+            picks.append(Pick(axis, label, Effect.PIN if extent == 1 else Effect.RANGE))
+        return tuple(picks)
+
 
 @dataclass(frozen=True, slots=True)
 class _Op:
@@ -193,7 +241,8 @@ class _Op:
     outputs: list[str]
     call: tuple[bytes, bytes]  # (domain, op_type): a call when a model-local function has this key
     const: ConstInfo | None  # the value of a default-domain Constant
-    hidden: tuple[ConstInfo, ...]  # constants inside If/Loop/Scan bodies
+    hidden: tuple[ConstInfo, ...]  # constants inside If/Loop/Scan bodies, or a ConstantOfShape's value
+    inner_learned: bool  # those bodies hold weights of their own
     captures: list[str]  # outer names those bodies read
     proto: Message
 
@@ -203,6 +252,10 @@ def _compile(node: Message, k: int) -> _Op:
     default = node.domain in DEFAULT_DOMAINS
     is_const = op_type == "Constant" and default
     has_sub = any(a.HasField("g") or len(a.graphs) for a in node.attribute) if node.attribute else False
+    hidden, inner_learned = _hidden(node) if has_sub else ((), False)
+    if op_type == "ConstantOfShape" and default:
+        value = _attr(node, b"value")
+        hidden = (_tensor(value.t) if value is not None else ConstInfo.of(1, True, [0.0]),)
     return _Op(
         op=op_type if default else f"{_text(node.domain)}.{op_type}",
         name=_text(node.name) or f"{op_type}_{k}",
@@ -210,7 +263,8 @@ def _compile(node: Message, k: int) -> _Op:
         outputs=[_text(n) for n in node.output],
         call=(bytes(node.domain), bytes(node.op_type)),
         const=_constant_attr(node) if is_const else None,
-        hidden=_hidden(node) if has_sub else (),
+        hidden=hidden,
+        inner_learned=inner_learned,
         captures=_captures(node) if has_sub else [],
         proto=node,
     )
@@ -250,7 +304,7 @@ def _tensor(tensor: Message) -> ConstInfo:
         values = [float(v) for v in tensor.int32_data]
     elif dtype == 7:
         values = [float(v) for v in tensor.int64_data]
-    return ConstInfo.of(numel, dtype in _FLOATS, values)
+    return ConstInfo.of(numel, dtype in _FLOATS, values, scalar=not tensor.dims)
 
 
 def _constant_attr(node: Message) -> ConstInfo:
@@ -260,11 +314,11 @@ def _constant_attr(node: Message) -> ConstInfo:
         if name == b"value":
             return _tensor(attribute.t)
         if name == b"value_float":
-            return ConstInfo.of(1, True, [attribute.f])
+            return ConstInfo.of(1, True, [attribute.f], scalar=True)
         if name == b"value_floats":
             return ConstInfo.of(len(attribute.floats), True, [float(v) for v in attribute.floats])
         if name == b"value_int":
-            return ConstInfo.of(1, False, [float(attribute.i)])
+            return ConstInfo.of(1, False, [float(attribute.i)], scalar=True)
         if name == b"value_ints":
             return ConstInfo.of(len(attribute.ints), False, [float(v) for v in attribute.ints])
     return ConstInfo(1, False, False)
@@ -305,16 +359,33 @@ def _free_names(graph: Message, found: dict[str, None], depth: int) -> None:
         defined.update(_text(o) for o in node.output)
 
 
-def _hidden(node: Message) -> tuple[ConstInfo, ...]:
-    """Constants inside the subgraphs of a control-flow node (branch outputs the taint pass cannot see)."""
+def _hidden(node: Message) -> tuple[tuple[ConstInfo, ...], bool]:
+    """Constants inside the subgraphs of a control-flow node (branch outputs the taint pass cannot see),
+    and whether those subgraphs hold weights: a constant larger than a payload, or one fed to a linear op."""
     out: list[ConstInfo] = []
+    learned = False
     stack = [(g, 0) for g in _subgraphs(node)]
-    while stack and len(out) < MAX_HIDDEN_CONSTS:
+    while stack:
         graph, depth = stack.pop()
-        out.extend(_tensor(t) for t in graph.initializer)
+        consts = {_text(t.name): _tensor(t) for t in graph.initializer}
         for inner in graph.node:
-            if inner.op_type == b"Constant" and inner.domain in DEFAULT_DOMAINS:
-                out.append(_constant_attr(inner))
+            if inner.op_type == b"Constant" and inner.domain in DEFAULT_DOMAINS and inner.output:
+                consts[_text(inner.output[0])] = _constant_attr(inner)
             if depth < MAX_SUBGRAPH_DEPTH:
                 stack.extend((g, depth + 1) for g in _subgraphs(inner))
-    return tuple(out[:MAX_HIDDEN_CONSTS])
+        learned = learned or any(c.numel > LEARNED_CONST_ELEMENTS for c in consts.values())
+        learned = learned or any(
+            _text(inner.op_type) in ONNX_OPS.linear and any(_text(n) in consts for n in inner.input)
+            for inner in graph.node
+            if inner.domain in DEFAULT_DOMAINS
+        )
+        out.extend(list(consts.values())[: MAX_HIDDEN_CONSTS - len(out)])
+    return tuple(out), learned
+
+
+def _rank(value: Message) -> int | None:
+    """The rank a graph input declares (``ValueInfoProto`` tensor shape), or None when it does not say."""
+    if not value.HasField("type") or not value.type.HasField("tensor_type"):
+        return None
+    tensor_type = value.type.tensor_type
+    return len(tensor_type.shape.dim) if tensor_type.HasField("shape") else None

@@ -10,8 +10,10 @@ taint flows through Keras' nested wrappers; calls nested deeper than MAX_CALL_DE
 chains, recursion) make the analysis incomplete rather than hide the rest. Control-flow ops
 (If/While/Case, tf.data functions) stay opaque nodes whose outputs depend on all their inputs.
 Signature placeholders are the raw inputs; variables are learned (``VarHandleOp``,
-``ReadVariableOp``); ``Const`` nodes carry a value summary. Locations are
-``saved_model.pb:<function>/<node>`` like the SavedModel analyzer's own findings.
+``ReadVariableOp``); ``Const`` nodes carry a value summary. Input ranks come from the signature's
+``TensorInfo.tensor_shape`` (for a Python-called function, the ``_output_shapes`` TF records for its
+arguments); ``StridedSlice``/``Slice``/``GatherV2`` with literal indices record which positions they
+read. Locations are ``saved_model.pb:<function>/<node>`` like the SavedModel analyzer's own findings.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from ..savedmodel.reach import INIT_SIGNATURE, Phase, find_roots
 from ..savedmodel.schema import DT_RESOURCE
 from .heuristics import (
     BFLOAT16,
+    LEARNED_CONST_ELEMENTS,
     TF_OPS,
     ConstInfo,
+    Effect,
     Graph,
     GraphTooLarge,
     Node,
+    Pick,
     Role,
     half_bits,
     scan,
@@ -89,6 +94,8 @@ class _Builder:
         self.args: dict[tuple[int, str], int] = {}  # (frame, argument) -> resolved node id
         self.pending: list[tuple[int, _Frame, Message]] = []
         self.inputs: dict[str, str] = {}  # graph_def node -> signature input key
+        self.ranks: dict[str, int | None] = {}  # graph_def node -> rank the signature declares
+        self.functions = {text(fn.signature.name): fn for fn in index.meta_graph.graph_def.library.function}
         self.arg_types = {  # function -> argument -> DataType, for functions called from Python
             text(fn.signature.name): {text(a.name): a.type for a in fn.signature.input_arg}
             for fn in index.meta_graph.graph_def.library.function
@@ -98,7 +105,10 @@ class _Builder:
         signatures = [s for s in self.index.meta_graph.signature_def if s.key != INIT_SIGNATURE]
         for sig in signatures:
             for entry in sig.value.inputs:
-                self.inputs.setdefault(_split(text(entry.value.name))[0], text(entry.key))
+                node_name = _split(text(entry.value.name))[0]
+                self.inputs.setdefault(node_name, text(entry.key))
+                shape = entry.value.tensor_shape if entry.value.HasField("tensor_shape") else None
+                self.ranks.setdefault(node_name, _rank(shape))
         for sig in signatures:
             for entry in sig.value.outputs:
                 self.graph.outputs.append(self._resolve(self.root, text(entry.value.name)))
@@ -113,7 +123,9 @@ class _Builder:
         while self.pending:
             nid, frame, node = self.pending.pop()
             self.graph.nodes[nid].inputs = [self._resolve(frame, ref) for ref in data_inputs(node)]
-            self.graph.nodes[nid].crop = _crop(text(node.op), node, self.graph.nodes[nid].inputs, self.graph)
+            op = text(node.op)
+            self.graph.nodes[nid].crop = _crop(op, node, self.graph.nodes[nid].inputs, self.graph)
+            self.graph.nodes[nid].picks = _picks(op, node, self.graph.nodes[nid].inputs, self.graph)
         return self.graph
 
     def _resolve(self, frame: _Frame, ref: str) -> int:
@@ -179,7 +191,7 @@ class _Builder:
                 if self.arg_types.get(frame.scope.name, {}).get(name) == DT_RESOURCE:
                     node = Node("VarHandleOp", where)  # a captured variable
                 else:
-                    node = Node("_Arg", where, Role.INPUT, label=name)
+                    node = Node("_Arg", where, Role.INPUT, label=name, rank=self._arg_rank(frame.scope.name, name))
             else:
                 node = Node("?", where, Role.UNKNOWN)
             self.ids[key] = self.graph.add(node)
@@ -194,34 +206,55 @@ class _Builder:
         op = text(node.op)
         where = f"{self.prefix}{frame.scope.name}/{name}"
         if frame is self.root and name in self.inputs:
-            nid = self.graph.add(Node(op, where, Role.INPUT, label=self.inputs[name]))
+            nid = self.graph.add(Node(op, where, Role.INPUT, label=self.inputs[name], rank=self.ranks.get(name)))
         elif op == "Const":
             value = attr(node, b"value")
             const = _const(value.tensor) if value is not None else ConstInfo(0, False, False)
             nid = self.graph.add(Node(op, where, Role.CONST, const=const))
         else:
-            nid = self.graph.add(Node(op, where, hidden=self._hidden(node)))
+            hidden, inner_learned = self._hidden(node)
+            nid = self.graph.add(Node(op, where, hidden=hidden, inner_learned=inner_learned))
             self.pending.append((nid, frame, node))
         self.ids[key] = nid
         return nid
 
-    def _hidden(self, node: Message) -> tuple[ConstInfo, ...]:
-        """Constants of the branch functions of an If/Case (opaque to the taint pass)."""
+    def _hidden(self, node: Message) -> tuple[tuple[ConstInfo, ...], bool]:
+        """Constants of the branch functions of an If/Case (opaque to the taint pass), and whether one is
+        weight-sized (a frozen branch carrying its own weights)."""
         if text(node.op) not in TF_OPS.control:
-            return ()
+            return (), False
         names: list[str] = []
         for key in BRANCH_ATTRS:
             value = attr(node, key)
             if value is not None:
                 names.extend(text(f.name) for f in ([value.func] if value.HasField("func") else value.list.func))
         out: list[ConstInfo] = []
+        learned = False
         for name in names:
             scope = self.index.scopes.get(name)
             for n in scope.nodes if scope is not None and name != GRAPH_SCOPE else ():
                 value = attr(n, b"value") if n.op == b"Const" else None
-                if value is not None and len(out) < MAX_HIDDEN_CONSTS:
-                    out.append(_const(value.tensor))
-        return tuple(out)
+                if value is None:
+                    continue
+                const = _const(value.tensor)
+                learned = learned or const.numel > LEARNED_CONST_ELEMENTS
+                if len(out) < MAX_HIDDEN_CONSTS:
+                    out.append(const)
+        return tuple(out), learned
+
+    def _arg_rank(self, function: str, arg: str) -> int | None:
+        """The rank TF recorded for a Python-called function's argument (``arg_attr`` ``_output_shapes``)."""
+        fn = self.functions.get(function)
+        if fn is None:
+            return None
+        names = [text(a.name) for a in fn.signature.input_arg]
+        position = names.index(arg) if arg in names else -1
+        for entry in fn.arg_attr:
+            if entry.key != position:
+                continue
+            shapes = next((a.value.list.shape for a in entry.value.attr if a.key == b"_output_shapes"), None)
+            return _rank(shapes[0]) if shapes else None
+        return None
 
 
 def _split(ref: str) -> tuple[str, int, str | None]:
@@ -265,7 +298,7 @@ def _const(tensor: Message) -> ConstInfo:
             values = listed + [listed[-1]] * max(0, min(numel, 1 << 16) - len(listed))  # TF repeats the last value
         elif numel == 0:
             values = []
-    return ConstInfo.of(numel, dtype in _FLOATS, values)
+    return ConstInfo.of(numel, dtype in _FLOATS, values, scalar=not dims)
 
 
 def _crop(op: str, node: Message, ins: list[int], graph: Graph) -> tuple[int, ...] | None:
@@ -311,6 +344,59 @@ def _crop(op: str, node: Message, ins: list[int], graph: Graph) -> tuple[int, ..
         if axis and axis[0] >= 1 and const is not None and const.values_known:
             return (const.numel,)
     return None
+
+
+def _picks(op: str, node: Message, ins: list[int], graph: Graph) -> tuple[Pick, ...] | None:
+    """The positions a StridedSlice/Slice/GatherV2 with literal indices reads, axis by axis (None: not static)."""
+    if op == "StridedSlice" and len(ins) >= 4:
+        begin, end, strides = (graph.const_ints(j) for j in ins[1:4])
+        if begin is None or end is None or strides is None or not len(begin) == len(end) == len(strides):
+            return None
+        bmask, emask, ellipsis, newaxis, shrink = (_attr_int(node, k) for k in _MASKS)
+        if ellipsis or newaxis:
+            return None
+        picks: list[Pick] = []
+        for k in range(len(begin)):
+            if shrink >> k & 1:
+                picks.append(Pick(k, str(begin[k]), Effect.DROP))
+                continue
+            b = None if bmask >> k & 1 else begin[k]
+            e = None if emask >> k & 1 or end[k] >= _OPEN else end[k]
+            step = strides[k]
+            if e is None and not b and step == 1:
+                continue  # the whole axis
+            extent = slice_extent(b or 0, e, step)
+            label = f"{'' if b is None else b}:{'' if e is None else e}{f':{step}' if step != 1 else ''}"
+            picks.append(Pick(k, label, Effect.PIN if extent == 1 else Effect.RANGE))
+        return tuple(picks)
+    if op == "Slice" and len(ins) >= 3:
+        begin, size = graph.const_ints(ins[1]), graph.const_ints(ins[2])
+        if begin is None or size is None or len(begin) != len(size):
+            return None
+        picks = []
+        for k, (b, n) in enumerate(zip(begin, size, strict=True)):
+            if n < 0 and not b:
+                continue
+            label = f"{b}:" if n < 0 else f"{b}:{b + n}"
+            picks.append(Pick(k, label, Effect.PIN if n == 1 else Effect.RANGE))
+        return tuple(picks)
+    if op == "GatherV2" and len(ins) >= 3:
+        axis = graph.const_ints(ins[2])
+        index = graph.nodes[ins[1]].const
+        values = graph.const_ints(ins[1])
+        if not axis or len(axis) != 1 or index is None or not values or _attr_int(node, b"batch_dims"):
+            return None
+        label = str(values[0]) if len(values) == 1 else "[" + ", ".join(map(str, values[:4])) + "]"
+        effect = Effect.RANGE if len(values) > 1 else Effect.DROP if index.scalar else Effect.PIN
+        return (Pick(axis[0], label, effect),)
+    return None
+
+
+def _rank(shape: Message | None) -> int | None:
+    """The rank a TensorShapeProto states (None: unknown rank or no shape)."""
+    if shape is None or shape.unknown_rank:
+        return None
+    return len(shape.dim)
 
 
 _MASKS = (b"begin_mask", b"end_mask", b"ellipsis_mask", b"new_axis_mask", b"shrink_axis_mask")
