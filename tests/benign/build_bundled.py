@@ -26,6 +26,8 @@ from common import fresh
 
 APACHE_TEXT = Path("/usr/share/common-licenses/Apache-2.0")  # Debian's copy of the licence text
 
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_infer.onnx"
+
 # folder, distribution, expected version, licence, files (paths inside the wheel) -> destination names
 BUNDLES = [
     (
@@ -85,7 +87,7 @@ BUNDLES = [
         "1.4.4",
         "Apache-2.0",
         {
-            "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx": "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            f"rapidocr_onnxruntime/models/{CLS_MODEL}": f"models/{CLS_MODEL}",
             "rapidocr_onnxruntime/config.yaml": "config.yaml",
         },
         "OCR (PaddleOCR models converted to ONNX): the text-direction classifier and the package's YAML configuration.",
