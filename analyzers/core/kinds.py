@@ -97,6 +97,16 @@ EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
 }
 
 
+# Extension/content pairs that break the table above by a widespread, harmless convention: still
+# reported (MLG-CORE-006), at low severity, with the reason.
+CONVENTIONAL_MISMATCHES: dict[tuple[str, Kind], str] = {
+    (".tar", Kind.ZIP): (
+        "PyTorch's tutorials save checkpoints as .tar; torch.save writes a zip and torch.load reads it "
+        "whatever the name, while tar tools refuse it rather than extract anything"
+    ),
+}
+
+
 def sniff(head: bytes, name: str = "") -> Kind:
     """The kind of a stream whose first ``SNIFF_BYTES`` bytes are ``head``.
 
@@ -304,3 +314,8 @@ def _json_window(text: str, whole: bool) -> bool:
 def expected_kinds(name: str) -> frozenset[Kind] | None:
     """Kinds a file name's extension promises, or None when the extension promises nothing."""
     return EXPECTED_KINDS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())
+
+
+def conventional_mismatch(name: str, kind: Kind) -> str | None:
+    """Why content of ``kind`` under this name is a known harmless convention, or None."""
+    return CONVENTIONAL_MISMATCHES.get((PurePosixPath(name.replace("\\", "/")).suffix.lower(), kind))

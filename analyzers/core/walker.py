@@ -23,7 +23,7 @@ from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
 from .digest import file_sha256, manifest_digest
 from .findings import Finding, Rule, Severity
-from .kinds import DATA_KINDS, SNIFF_BYTES, Kind, expected_kinds, sniff
+from .kinds import DATA_KINDS, SNIFF_BYTES, Kind, conventional_mismatch, expected_kinds, sniff
 from .references import Reference
 from .registry import analyzers_for
 
@@ -199,6 +199,11 @@ class ScanContext:
         expected = expected_kinds(artifact.name)
         if expected is not None and kind not in expected and kind is not Kind.UNKNOWN:
             wanted = "/".join(sorted(k.value for k in expected))
+            convention = conventional_mismatch(artifact.name, kind)
+            if convention is not None:
+                message = f"named like {wanted} but the content is {kind.value}: {convention}"
+                self.add(EXT_MISMATCH.finding(artifact.location, message, severity=Severity.LOW))
+                return
             self.add(
                 EXT_MISMATCH.finding(
                     artifact.location,

@@ -221,3 +221,19 @@ def test_bert_style_folder_with_a_wordpiece_vocabulary_scans_complete(tmp_path):
     result = scan_path(tmp_path)
     assert result.complete, [f.message for f in result.findings]
     assert not [f for f in result.findings if f.severity.value in ("medium", "high", "critical")]
+
+
+def test_torch_checkpoint_named_tar_is_a_low_mismatch(tmp_path):
+    """PyTorch's tutorials save ``torch.save`` zips as ``checkpoint.tar``: reported, but low, with the reason."""
+    from mlgate.analyzers.core.walker import scan_path
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("checkpoint/data.pkl", pickle.dumps({"epoch": 3}, protocol=2))
+        z.writestr("checkpoint/version", "3\n")
+    (tmp_path / "checkpoint.tar").write_bytes(buf.getvalue())
+    (tmp_path / "weights.safetensors").write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    mismatches = {f.location: f for f in scan_path(tmp_path).findings if f.rule == "MLG-CORE-006"}
+    assert mismatches["checkpoint.tar"].severity.label == "low"
+    assert "PyTorch" in mismatches["checkpoint.tar"].message
+    assert mismatches["weights.safetensors"].severity.label == "medium"  # no convention explains this one
