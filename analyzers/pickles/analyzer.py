@@ -730,6 +730,7 @@ def _use_findings(use: _Use, at: Callable[[int], str]) -> list[Finding]:
             where,
             f"unknown global {dotted}{via}{detail}{uses}: code the loading program "
             "imports from this module runs; review or add it to a pack",
+            code_module=res.module or "",
         )
     ]
 
