@@ -11,7 +11,8 @@ Needs torch, lightning, transformers 4.x + accelerate, scikit-learn, joblib, lz4
 - numpy ``.npz`` (plain and compressed) and ``.npy`` float arrays;
 - torch: a ``state_dict`` file, optimizer and scheduler state dicts, a TorchScript module, the checkpoint
   folder a transformers ``Trainer`` writes (``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth``,
-  ``training_args.bin``, ``trainer_state.json``), and a PyTorch Lightning ``.ckpt``.
+  ``training_args.bin``, ``trainer_state.json``), and a PyTorch Lightning ``.ckpt``;
+- a SageMaker model artifact: ``model.tar.gz`` with a saved transformers model and ``code/inference.py``.
 """
 
 from __future__ import annotations
@@ -238,7 +239,56 @@ def build_lightning() -> None:
         shutil.copyfile(ckpt, out / ckpt.name)
 
 
-BUILDERS = [build_pandas, build_joblib, build_numpy, build_torch, build_hf_trainer, build_lightning]
+INFERENCE_PY = '''"""SageMaker Hugging Face inference handlers (model_fn / predict_fn), as in AWS's examples."""
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+
+def model_fn(model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForMaskedLM.from_pretrained(model_dir).eval()
+    return model, tokenizer
+
+
+def predict_fn(data, model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    inputs = tokenizer(data["inputs"], return_tensors="pt", truncation=True)
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    return {"top_token_ids": logits.argmax(-1).tolist()}
+'''
+
+
+def build_sagemaker() -> None:
+    """A SageMaker model artifact: model.tar.gz holding a saved model plus code/inference.py."""
+    import io
+    import tarfile
+
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = bert_tokenizer()
+    model_dir = scratch("sagemaker")
+    BertForMaskedLM(BertConfig(vocab_size=len(tok), max_position_embeddings=64, **TINY)).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    code = {"code/inference.py": INFERENCE_PY, "code/requirements.txt": "transformers==4.57.6\n"}
+    out = fresh("sagemaker-model-tar-gz")
+    with tarfile.open(out / "model.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(model_dir.iterdir()):
+            info = tar.gettarinfo(str(path), arcname=path.name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 1_700_000_000
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+        for name, text in code.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+
+
+BUILDERS = [build_pandas, build_joblib, build_numpy, build_torch, build_hf_trainer, build_lightning, build_sagemaker]
 
 
 def main(only: list[str]) -> None:
