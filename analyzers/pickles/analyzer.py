@@ -34,7 +34,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from ..archives.streams import OwnedSlice
@@ -605,10 +605,7 @@ class _Listener(Events):
             rule = {"frame": FRAME, "untracked": UNTRACKED_NAME}.get(kind, STRUCTURE)
             out.append(rule.finding(self._at(offset), detail))
         if self.reading:
-            out = [
-                Finding(f.rule, f.severity, f.analyzer, f.location, f"{f.message} ({self.reading})", f.incomplete)
-                for f in out
-            ]
+            out = [replace(f, message=f"{f.message} ({self.reading})") for f in out]
         return out
 
 

@@ -237,3 +237,17 @@ def test_torch_checkpoint_named_tar_is_a_low_mismatch(tmp_path):
     assert mismatches["checkpoint.tar"].severity.label == "low"
     assert "PyTorch" in mismatches["checkpoint.tar"].message
     assert mismatches["weights.safetensors"].severity.label == "medium"  # no convention explains this one
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "kind"),
+    [
+        (b"name: churn\nchannels: [conda-forge]\n", "environment.txt", Kind.TEXT),  # YAML-looking, not named so
+        (b"name: churn\nchannels: [conda-forge]\n", "conda.yaml", Kind.YAML),
+        (b"import os\nos.system('id')\n", "notes.txt", Kind.TEXT),  # Python-looking text is not imported
+        (b"#version: 0.2\nt h\nth e</w>\n", "merges.txt", Kind.TEXT),  # BPE merges open with '#'
+    ],
+)
+def test_other_text_kinds_come_from_the_name(data, name, kind):
+    """Only formats loaders pick by name (YAML, Python) are routed by name; look-alikes stay text."""
+    assert sniff(data, name) is kind
