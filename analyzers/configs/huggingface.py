@@ -3,7 +3,8 @@
 Each handler recognises its file by structure (``peft_type`` +
 ``base_model_name_or_path``; a list of ``{type, path}`` modules; ``_class_name``
 + ``_diffusers_version``), not by name, and reports what the loader will fetch
-or import because of it:
+or import because of it. One exception follows the loader: diffusers reads components
+only from its pipeline index (``model_index.json``, ``modular_model_index.json``).
 
 * ``auto_map`` (config, tokenizer and processor configs) and ``custom_pipelines``:
   Python modules run with ``trust_remote_code``; ``org/repo--module.Class``
@@ -36,6 +37,8 @@ PROVENANCE = Rule("MLG-DEP-011", Severity.INFO, "Config records the path or repo
 PEFT_IMPORT_ALLOWLIST = ("diffusers", "lerobot", "megatron-core", "transformers")
 _ST_PACKAGE = ("sentence_transformers",)
 _DIFFUSERS_LIBRARIES = frozenset({"diffusers", "transformers", "onnxruntime.training"})
+# The files DiffusionPipeline / ModularPipeline.from_pretrained read components from (their config_name).
+_DIFFUSERS_INDEXES = frozenset({"model_index.json", "modular_model_index.json"})
 # diffusers pipeline sub-packages that model_index.json names as component libraries.
 _DIFFUSERS_PIPELINE_MODULES = frozenset(
     {
@@ -180,6 +183,11 @@ def _sentence_transformers(data: list, site: Site) -> Iterator[Finding]:
 
 def _diffusers(data: dict, site: Site) -> Iterator[Finding]:
     if "_class_name" not in data or "_diffusers_version" not in data:
+        return
+    if site.file_name not in _DIFFUSERS_INDEXES:
+        # A component's own config (unet/config.json, scheduler/scheduler_config.json) has the same two
+        # keys, but its lists are parameters (down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D"]):
+        # the model class reads them and imports nothing. Only the pipeline index names components.
         return
     pipeline = data.get("_class_name")
     if isinstance(pipeline, list) and len(pipeline) == 2 and all(isinstance(p, str) for p in pipeline):

@@ -89,6 +89,9 @@ def _mlmodel(flavors: dict, site: Site) -> Iterator[Finding]:
             code_dirs.append(code)
             detail = f"MLflow puts {code}/ on sys.path when loading the {name} flavor: its modules become importable"
             yield from site.code_file(code, f"flavors.{name}.code", detail)
+            shipped = site.shipped(code)
+            if shipped is not None:
+                site.ctx.add_import_root(shipped)
     pyfunc = flavors.get("python_function")
     if isinstance(pyfunc, dict):
         yield from _pyfunc(pyfunc, code_dirs, site)
@@ -132,11 +135,24 @@ def _pyfunc(pyfunc: dict, code_dirs: list[str], site: Site) -> Iterator[Finding]
     python_model = pyfunc.get("python_model")
     if isinstance(python_model, str) and python_model.strip():
         where = site.at("flavors.python_function.python_model")
-        yield PICKLED_MODEL.finding(
-            where,
-            f"MLflow unpickles {python_model} (cloudpickle) on load: the pickled PythonModel runs its author's code "
-            "by design; see the pickle findings for that file",
-        )
+        shipped = site.shipped(python_model.strip())
+        if shipped is not None:
+            # Everything that pickle can run was scanned with it: code pickled by value (MLG-PKL-017, critical
+            # when it reaches processes, network or exec), classes named from modules (unknown ones, or the
+            # model's own code folder, scanned too), dangerous globals.
+            yield PICKLED_MODEL.finding(
+                where,
+                f"MLflow unpickles {python_model} (cloudpickle) on load and calls the PythonModel it holds: that "
+                "code runs by design; the pickle ships with the model and was scanned (see its findings and those "
+                "of the modules it names)",
+                severity=Severity.LOW,
+            )
+        else:
+            yield PICKLED_MODEL.finding(
+                where,
+                f"MLflow unpickles {python_model} (cloudpickle) on load: the pickled PythonModel runs its author's "
+                "code by design; see the pickle findings for that file",
+            )
         yield from site.path_findings(python_model, where, "MLflow unpickles", Severity.HIGH)
     artifacts = pyfunc.get("artifacts")
     if isinstance(artifacts, dict):

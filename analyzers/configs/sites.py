@@ -144,9 +144,22 @@ class Site:
         where = self.at(path)
         field = path.rsplit(".", 1)[-1]
         self.ctx.add_reference(Reference(RefKind.CODE, relative, where, field=field))
-        findings = [self.remote_code(path, detail)]
+        inside = self.shipped(relative)
+        if inside is not None:
+            # The code is part of this model and scanned with it: inventory, its own findings tell the rest.
+            detail = f"{detail}; {inside} ships with the model and was scanned (see its own findings)"
+            findings = [REMOTE_CODE.finding(where, detail, severity=Severity.LOW)]
+        else:
+            findings = [self.remote_code(path, detail)]
         findings.extend(self.path_findings(relative, where, "imports code from", Severity.HIGH))
         return findings
+
+    def shipped(self, relative: str) -> str | None:
+        """``relative`` (from this config's folder) as a path of the model, when the model holds it."""
+        if self.artifact.parent is not None:
+            return None  # inside an archive: the top-level file list says nothing about its members
+        path = relative_inside(self.artifact.name, relative)
+        return path if path is not None and self.ctx.ships(path) else None
 
     def remote_code(self, path: str, detail: str) -> Finding:
         """The inventory finding for code a loader imports because of field ``path``."""

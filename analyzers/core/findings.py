@@ -50,6 +50,10 @@ class Finding:
     incomplete: bool = False  # True when this finding means part of the target was not read
     suppressed: str | None = None  # reason from the policy, when a suppression matched
     fingerprint: str | None = None  # a value's sha256 prefix, when the finding is about a value (secrets)
+    # The Python module whose unknown code this finding is about (an unknown pickle global). When the
+    # model ships that module where its loader imports from, the walker lowers the finding: the
+    # module itself is scanned and its findings say what it does. Not part of the report.
+    code_module: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -91,7 +95,7 @@ class Rule:
             raise ValueError(f"rule id {self.id} declared twice with different definitions")
         CATALOGUE[self.id] = self
 
-    def finding(self, location: str, message: str, severity: Severity | None = None) -> Finding:
+    def finding(self, location: str, message: str, severity: Severity | None = None, code_module: str = "") -> Finding:
         """A finding of this rule; ``severity`` overrides the default when evidence warrants."""
         return Finding(
             rule=self.id,
@@ -100,6 +104,7 @@ class Rule:
             location=location,
             message=message,
             incomplete=self.incomplete,
+            code_module=code_module,
         )
 
 

@@ -13,6 +13,7 @@ import enum
 import io
 import json
 import pickletools
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -73,6 +74,7 @@ _PROTOBUF_NAMES = {
     "keras_metadata.pb": Kind.KERAS_METADATA,
 }
 _YAML_SUFFIXES = {".yaml", ".yml"}
+_JSON_SUFFIXES = {".json"}
 _YAML_NAMES = {"MLmodel"}
 
 EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
@@ -100,6 +102,16 @@ EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
     ".tgz": frozenset({Kind.GZIP}),
     ".7z": frozenset({Kind.SEVENZIP}),
     ".msgpack": frozenset({Kind.MSGPACK}),
+}
+
+
+# Extension/content pairs that break the table above by a widespread, harmless convention: still
+# reported (MLG-CORE-006), at low severity, with the reason.
+CONVENTIONAL_MISMATCHES: dict[tuple[str, Kind], str] = {
+    (".tar", Kind.ZIP): (
+        "PyTorch's tutorials save checkpoints as .tar; torch.save writes a zip and torch.load reads it "
+        "whatever the name, while tar tools refuse it rather than extract anything"
+    ),
 }
 
 
@@ -132,7 +144,7 @@ def sniff(head: bytes, name: str = "") -> Kind:
         return Kind.PYTHON
     if stripped.startswith("#!"):
         return Kind.EXECUTABLE
-    if stripped[:1] in ("{", "[") and (suffix == ".json" or _json_prefix_ok(stripped)):
+    if suffix in _JSON_SUFFIXES or _json_window(stripped.lstrip("\ufeff"), whole=len(head) < SNIFF_BYTES):
         return Kind.JSON
     return Kind.TEXT
 
@@ -268,19 +280,45 @@ def _as_text(head: bytes) -> str | None:
         if exc.start < len(head) - 4:  # a multi-byte character cut at the end is fine
             return None
         text = head[: exc.start].decode("utf-8")
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    printable = sum(ch.isprintable() or ch in "\r\n\t\ufeff" for ch in text)  # a byte-order mark is text too
     return text if text and printable / len(text) > 0.95 else None
 
 
-def _json_prefix_ok(text: str) -> bool:
+# Where a window cut a JSON value short, the parser stops at the cut: "Expecting value" with only the start
+# of a number or literal (true, false, null, NaN, Infinity) left, or another error with only blanks or
+# the rest of a number (".", "e+") left.
+_JSON_CUT_VALUE = re.compile(
+    r"\s*(?:-?\d*(?:\.\d*)?(?:[eE][+-]?\d*)?|t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?"
+    r"|N(?:aN?)?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?)\Z"
+)
+_JSON_CUT_AFTER = re.compile(r"\s*\Z|(?:\.\d*)?(?:[eE][+-]?\d*)?\Z")
+
+
+def _json_window(text: str, whole: bool) -> bool:
+    """Whether ``text``, the start of a file without a JSON name, is JSON.
+
+    It is when it parses (``whole``: the window holds the entire file) or, for a longer file, when
+    the only error is the window ending: inside a string, inside a number or literal, or between
+    tokens. A syntax error before the end (``[PAD]`` opening a WordPiece ``vocab.txt``, ``[INFO]``
+    opening a log, ``{%`` opening a template) makes it text: a first ``[`` or ``{`` proves nothing.
+    """
+    if text[:1] not in ("{", "["):
+        return False
     try:
         json.loads(text)
         return True
     except json.JSONDecodeError as exc:
-        # Truncated at the sniff window is fine; a syntax error early on is not JSON.
-        return exc.pos >= len(text) - 1 or exc.msg.startswith(("Unterminated", "Expecting value"))
+        if whole:
+            return False
+        if exc.msg.startswith("Unterminated string"):  # raised only when the input ends inside a string
+            return True
+        rest = text[exc.pos :]
+        if exc.msg.startswith("Invalid \\uXXXX escape"):
+            return len(rest) < 6
+        tail = _JSON_CUT_VALUE if exc.msg.startswith("Expecting value") else _JSON_CUT_AFTER
+        return tail.match(rest) is not None
     except RecursionError:
-        return True
+        return not whole  # nesting deeper than Python's json goes; only a cut-off window can still be JSON
 
 
 def expected_kinds(name: str) -> frozenset[Kind] | None:
@@ -347,3 +385,8 @@ def promise_for(name: str) -> Promise | None:
     if named is not None:
         return named
     return PROMISES.get(PurePosixPath(base).suffix.lower())
+
+
+def conventional_mismatch(name: str, kind: Kind) -> str | None:
+    """Why content of ``kind`` under this name is a known harmless convention, or None."""
+    return CONVENTIONAL_MISMATCHES.get((PurePosixPath(name.replace("\\", "/")).suffix.lower(), kind))

@@ -35,6 +35,7 @@ from .kinds import (
     SNIFF_BYTES,
     Kind,
     Promise,
+    conventional_mismatch,
     expected_kinds,
     promise_for,
     sniff,
@@ -110,6 +111,8 @@ class ScanContext:
         self._parsed: dict[str, dict[str, object]] = {}
         self.secret_values: set[str] = set()  # never leave the scan: scrubbed from every message
         self._promised_findings: set[str] = set()
+        self.files: frozenset[str] = frozenset()  # the target's top-level artifacts (relative paths)
+        self.import_roots: list[str] = []  # folders of the model its loader puts on sys.path
 
     @property
     def complete(self) -> bool:
@@ -196,6 +199,38 @@ class ScanContext:
         findings, values = result
         self.secret_values.update(values)
         self.findings.extend(findings)
+
+    def ships(self, path: str) -> bool:
+        """Whether the target holds ``path`` (a normalised relative path) as a file or a folder."""
+        return path in self.files or any(name.startswith(f"{path}/") for name in self.files)
+
+    def add_import_root(self, folder: str) -> None:
+        """A folder of the model that its loader puts on ``sys.path`` (an MLflow ``code`` folder)."""
+        if folder not in self.import_roots:
+            self.import_roots.append(folder)
+
+    def shipped_module(self, module: str) -> str | None:
+        """The file of the model that ``import module`` loads through an import root, or None."""
+        stem = module.replace(".", "/")
+        for root in self.import_roots:
+            for candidate in (f"{root}/{stem}.py", f"{root}/{stem}/__init__.py"):
+                if candidate in self.files:
+                    return candidate
+        return None
+
+    def settle_shipped_code(self) -> None:
+        """Lower findings about unknown modules that the model ships on its import path (scanned too)."""
+        for index, finding in enumerate(self.findings):
+            if not finding.code_module or finding.severity <= Severity.LOW:
+                continue
+            shipped = self.shipped_module(finding.code_module)
+            if shipped is not None:
+                self.findings[index] = replace(
+                    finding,
+                    severity=Severity.LOW,
+                    message=f"{finding.message} [module {finding.code_module} ships with the model as {shipped}, "
+                    "which the loader puts on sys.path; it was scanned: its own findings say what it does]",
+                )
 
     def budget_exceeded(self, exc: BudgetExceeded, location: str) -> None:
         """Record a budget overrun once per budget (later overruns of the same budget add nothing)."""
@@ -323,6 +358,11 @@ class ScanContext:
         expected = expected_kinds(artifact.name)
         if expected is not None and kind not in expected and kind is not Kind.UNKNOWN:
             wanted = "/".join(sorted(k.value for k in expected))
+            convention = conventional_mismatch(artifact.name, kind)
+            if convention is not None:
+                message = f"named like {wanted} but the content is {kind.value}: {convention}"
+                self.add(EXT_MISMATCH.finding(artifact.location, message, severity=Severity.LOW))
+                return
             self.add(
                 EXT_MISMATCH.finding(
                     artifact.location,
@@ -392,6 +432,7 @@ def scan_artifacts(
     """
     started = time.monotonic()
     hashes: list[tuple[str, str]] = []
+    ctx.files = frozenset(artifact.location for artifact in artifacts)
     for artifact in artifacts:
         ctx.walk(artifact)
         if content_hash is not None:
@@ -404,6 +445,7 @@ def scan_artifacts(
             for f in ctx.findings
         ]
         ctx.references[:] = [replace(r, ref=redact(r.ref, ctx.secret_values)) for r in ctx.references]
+    ctx.settle_shipped_code()
     return TargetScan(
         target=ctx.target,
         findings=ctx.findings,

@@ -173,6 +173,8 @@ def analyze_source(source: bytes | str, location: str) -> list[Finding]:
         location,
         f"Python source {name} ({lines} lines) ships {where}; loaders that trust remote code "
         f"(trust_remote_code, MLflow code paths) import it: {summary}",
+        # Plain code that was read whole and does nothing risky is inventory, not a threat.
+        severity=None if flagged else Severity.LOW,
     )
     return [inventory, *flagged]
 

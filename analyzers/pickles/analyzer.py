@@ -34,7 +34,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 from ..archives.streams import OwnedSlice
@@ -180,6 +180,7 @@ class _CallRecord:
     text: str
     offset: int
     note: str = ""  # nested payload outcome, code names...
+    lookup: str = ""  # getattr(allowed global, name) that resolved to this allowed name
 
 
 @dataclass
@@ -361,7 +362,18 @@ class _Listener(Events):
         argv = args if type(args) is tuple else ()
         quiet = res.tier is Tier.ALLOWED
         if behaviour is Behaviour.GETATTR and len(argv) >= 2:
-            return self._getattr(argv[0], self.scan.evaluate(argv[1]), offset)
+            looked_up = self._getattr(argv[0], self.scan.evaluate(argv[1]), offset)
+            owner, found = getattr(argv[0], "info", None), looked_up.info
+            if (
+                record is not None
+                and type(argv[0]) is Global
+                and isinstance(owner, Resolution)
+                and owner.tier is Tier.ALLOWED
+                and isinstance(found, Resolution)
+                and found.tier is Tier.ALLOWED
+            ):
+                record.lookup = found.dotted  # how pickle stores a bound classmethod: reduce -> getattr(cls, name)
+            return looked_up
         if behaviour is Behaviour.IMPORT and argv:
             name = self.scan.evaluate(argv[0])
             if type(name) is str:
@@ -601,10 +613,7 @@ class _Listener(Events):
             rule = {"frame": FRAME, "untracked": UNTRACKED_NAME}.get(kind, STRUCTURE)
             out.append(rule.finding(self._at(offset), detail))
         if self.reading:
-            out = [
-                Finding(f.rule, f.severity, f.analyzer, f.location, f"{f.message} ({self.reading})", f.incomplete)
-                for f in out
-            ]
+            out = [replace(f, message=f"{f.message} ({self.reading})") for f in out]
         return out
 
 
@@ -680,6 +689,17 @@ def _use_findings(use: _Use, at: Callable[[int], str]) -> list[Finding]:
                     f"{note}: importing it is enough to hand it to other calls",
                 )
             ]
+        if use.calls and not use.more_calls and all(record.lookup for record in use.calls):
+            return [
+                rule.finding(
+                    at(record.offset),
+                    f"{_describe(record, dotted)} when unpickled{via}: looks up {record.lookup}, an allowlisted "
+                    "name, on an allowlisted class (how pickle stores a bound classmethod such as "
+                    "ZoneInfo._unpickle); no name is computed",
+                    severity=Severity.LOW,
+                )
+                for record in use.calls
+            ]
         out = []
         for i, record in enumerate(use.calls):
             message = f"{_describe(record, dotted)} when unpickled{via}{note}"
@@ -715,6 +735,7 @@ def _use_findings(use: _Use, at: Callable[[int], str]) -> list[Finding]:
             where,
             f"unknown global {dotted}{via}{detail}{uses}: code the loading program "
             "imports from this module runs; review or add it to a pack",
+            code_module=res.module or "",
         )
     ]
 

@@ -452,6 +452,12 @@ PACKS: tuple[Pack, ...] = (
                 "standard containers",
             ),
             Allow("datetime", _n("date time datetime timedelta timezone tzinfo"), "date and time values"),
+            Allow(
+                "zoneinfo",
+                _n("ZoneInfo ZoneInfo._unpickle"),
+                "IANA time zones of tz-aware values: ZoneInfo._unpickle(key, from_cache) looks the zone up by "
+                "name in the tz database (keys are normalized relative names; paths are refused)",
+            ),
             Allow("decimal", _n("Decimal Context"), "decimal numbers"),
             Allow("fractions", _n("Fraction"), "rational numbers"),
             Allow("uuid", _n("UUID SafeUUID"), "UUID values (uuid helpers that run commands are denied)"),
@@ -705,8 +711,8 @@ PACKS: tuple[Pack, ...] = (
                 _n(
                     "DataFrame Series Index RangeIndex MultiIndex CategoricalIndex DatetimeIndex "
                     "TimedeltaIndex PeriodIndex IntervalIndex Categorical Timestamp Timedelta Period "
-                    "Interval StringDtype CategoricalDtype DatetimeTZDtype Int64Dtype Float64Dtype "
-                    "BooleanDtype NaT NA"
+                    "Interval StringDtype CategoricalDtype DatetimeTZDtype PeriodDtype IntervalDtype Int64Dtype "
+                    "Float64Dtype BooleanDtype NaT NA"
                 ),
                 "pandas data structures",
             ),
@@ -714,6 +720,12 @@ PACKS: tuple[Pack, ...] = (
             Allow("pandas._libs", None, "pandas compiled data structure helpers (_unpickle_block, timestamps)"),
             Allow("pandas.arrays", None, "pandas extension arrays"),
             Allow("pandas.tseries", None, "date offsets"),
+            Allow(
+                "pytz",
+                _n("_p _UTC utc"),
+                "pytz time zones of tz-aware values (pandas < 3's default): _p(zone, ...) looks the zone up by "
+                "name (pytz refuses names with path parts)",
+            ),
             Allow(
                 "pyarrow.lib",
                 _n(
@@ -757,6 +769,11 @@ PACKS: tuple[Pack, ...] = (
             Allow("transformers.generation.configuration_utils", _n("GenerationConfig"), "generation settings"),
             Allow("accelerate.utils.dataclasses", _n("DistributedType"), "accelerate enums in training arguments"),
             Allow("accelerate.state", _n("PartialState"), "accelerate state in training arguments"),
+            Allow(
+                "transformers.trainer_pt_utils",
+                _n("AcceleratorConfig"),
+                "accelerator settings dataclass held by TrainingArguments",
+            ),
             Allow("tokenizers", _n("Tokenizer AddedToken Encoding"), "Rust tokenizer objects"),
             Allow("tokenizers.models", None, "tokenizer models"),
             Allow("tokenizers.pre_tokenizers", None, "tokenizer components"),
@@ -828,6 +845,11 @@ PACKS: tuple[Pack, ...] = (
             ),
             Allow("builtins", _n("__main__"), "dill's marker for the loading program's __main__ globals"),
             Allow("mlflow.pyfunc.model", _n("PythonModel"), "MLflow pyfunc base class"),
+            Allow(
+                "mlflow.models.signature",
+                _n("_TypeHints"),
+                "type-hint record MLflow stores on a pickled PythonModel (input/output hints)",
+            ),
         ),
     ),
 )

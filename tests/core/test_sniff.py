@@ -132,3 +132,122 @@ def test_joblib_style_pickle_with_inline_array_bytes_is_a_pickle():
     head = pickle.dumps({"wrapper": "NumpyArrayWrapper", "shape": (1000,)}, protocol=4)[:-1]
     blob = head + bytes([0xFF, 0xFE, 0x13, 0x00]) * 1000
     assert sniff(blob[:4096], "model.joblib") is Kind.PICKLE
+
+
+# --- JSON is decided by the name or by parsing, never by a first "[" or "{" (issue 16) -------------------
+WORDPIECE = "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"word{i}" for i in range(2000)]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        (WORDPIECE[:200], "vocab.txt"),  # a tiny vocabulary: the whole file is in the window
+        (WORDPIECE, "vocab.txt"),  # a real-sized one: longer than the window
+        (WORDPIECE, "blobs/3f2a9c"),  # the same bytes in a hub cache, where blobs have no name
+        ("[INFO] 2024-05-01 training started\n[INFO] step 1 loss 0.7\n", "train.log"),
+        ("[1, 2] [3, 4]\n", "pairs"),
+        ('{"a": 1}\n{"a": 2}\n', "rows.jsonl"),  # JSON Lines: one value per line, not one JSON document
+        ("{% for m in messages %}{{ m.content }}{% endfor %}", "template"),
+        ("{{ bos_token }}" + "x" * 5000, "prompt"),
+    ],
+)
+def test_text_opening_with_a_bracket_is_text(text, name):
+    assert sniff(text.encode()[:4096], name) is Kind.TEXT
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        '"tok_unterminated',  # inside a string
+        '"tok": 12',  # inside a number... ("12" may go on)
+        '"tok": 1.5e',  # ...or its exponent
+        '"tok": tr',  # inside a literal
+        '"tok": ',  # between a key and its value
+        '"tok"',  # between a key and its colon
+        '"tok": "\\u00',  # inside a \\u escape
+    ],
+)
+def test_long_json_cut_by_the_window_is_json(cut):
+    prefix = (
+        '{"model": {"type": "WordPiece", "vocab": {' + ", ".join(f'"tok{i}": {i}' for i in range(50)) + ", "
+    ).encode()
+    head = _pad_to_window(prefix, cut)
+    assert len(head) == 4096 and head.endswith(cut.encode())
+    assert sniff(head, "tokenizer") is Kind.JSON
+
+
+def _pad_to_window(prefix: bytes, cut: str) -> bytes:
+    """``prefix`` grown with more entries so that ``prefix + cut`` is exactly one window long."""
+    filler = b""
+    i = 10_000
+    while len(prefix) + len(filler) + len(cut.encode()) < 4096:
+        filler += f'"pad{i}": {i}, '.encode()
+        i += 1
+    data = prefix + filler
+    # Drop whole entries until the window ends exactly after ``cut``, padding with blanks between tokens.
+    while len(data) + len(cut.encode()) > 4096:
+        data = data[: data.rstrip(b", ").rindex(b", ") + 2]
+    data += b" " * (4096 - len(data) - len(cut.encode()))
+    return data + cut.encode()
+
+
+def test_short_text_that_is_only_a_json_prefix_is_not_json():
+    """A file that ends inside the window must parse whole: a cut-off prefix is not an excuse."""
+    assert sniff(b'{"vocab": {"a": 1, "b', "notes") is Kind.TEXT
+    assert sniff(b"[1, 2", "notes") is Kind.TEXT
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b'["[PAD]", "[UNK]"]', "special_tokens"),  # a JSON list without a JSON name: it parses
+        ('\ufeff{"a": 1}'.encode(), "with_bom"),  # a byte-order mark before the document
+        (b"[PAD]\n[UNK]\n", "vocab.json"),  # the name says JSON: malformed JSON, analyzed as such
+    ],
+)
+def test_json_by_name_or_by_parsing(data, name):
+    assert sniff(data, name) is Kind.JSON
+
+
+def test_bert_style_folder_with_a_wordpiece_vocabulary_scans_complete(tmp_path):
+    """The issue-16 report: ``vocab.txt`` starting with ``[PAD]`` made every BERT-family scan incomplete."""
+    from mlgate.analyzers.core.walker import scan_path
+
+    (tmp_path / "config.json").write_text('{"architectures": ["BertModel"], "model_type": "bert"}')
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}')
+    (tmp_path / "vocab.txt").write_text(WORDPIECE)
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "vocab.txt").write_text(WORDPIECE[:300])
+    result = scan_path(tmp_path)
+    assert result.complete, [f.message for f in result.findings]
+    assert not [f for f in result.findings if f.severity.value in ("medium", "high", "critical")]
+
+
+def test_torch_checkpoint_named_tar_is_a_low_mismatch(tmp_path):
+    """PyTorch's tutorials save ``torch.save`` zips as ``checkpoint.tar``: reported, but low, with the reason."""
+    from mlgate.analyzers.core.walker import scan_path
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("checkpoint/data.pkl", pickle.dumps({"epoch": 3}, protocol=2))
+        z.writestr("checkpoint/version", "3\n")
+    (tmp_path / "checkpoint.tar").write_bytes(buf.getvalue())
+    (tmp_path / "weights.safetensors").write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    mismatches = {f.location: f for f in scan_path(tmp_path).findings if f.rule == "MLG-CORE-006"}
+    assert mismatches["checkpoint.tar"].severity.label == "low"
+    assert "PyTorch" in mismatches["checkpoint.tar"].message
+    assert mismatches["weights.safetensors"].severity.label == "medium"  # no convention explains this one
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "kind"),
+    [
+        (b"name: churn\nchannels: [conda-forge]\n", "environment.txt", Kind.TEXT),  # YAML-looking, not named so
+        (b"name: churn\nchannels: [conda-forge]\n", "conda.yaml", Kind.YAML),
+        (b"import os\nos.system('id')\n", "notes.txt", Kind.TEXT),  # Python-looking text is not imported
+        (b"#version: 0.2\nt h\nth e</w>\n", "merges.txt", Kind.TEXT),  # BPE merges open with '#'
+    ],
+)
+def test_other_text_kinds_come_from_the_name(data, name, kind):
+    """Only formats loaders pick by name (YAML, Python) are routed by name; look-alikes stay text."""
+    assert sniff(data, name) is kind

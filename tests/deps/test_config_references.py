@@ -439,3 +439,36 @@ def test_reference_kinds(tmp_path, value, kind, rule, severity):
     assert ref.kind is kind
     found = [(f.rule, f.severity.label) for f in scan.findings if not f.rule.startswith("MLG-NET-")]
     assert found == ([] if rule is None else [(rule, severity)])
+
+
+def test_diffusers_component_configs_name_no_components(tmp_path):
+    """A component's config has ``_class_name`` + ``_diffusers_version`` too, and lists of block classes.
+
+    ``UNet2DConditionModel`` reads ``down_block_types`` as parameters; only ``model_index.json`` names
+    components to import (issue 16: every Stable Diffusion UNet and VAE was reported as custom code).
+    """
+    unet = {
+        "_class_name": "UNet2DConditionModel",
+        "_diffusers_version": "0.35.2",
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [8, 16],
+    }
+    vae = {**unet, "_class_name": "AutoencoderKL", "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"]}
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.35.2", "unet": ["my_unet", "MyUNet"]}
+    scan = scan_files(tmp_path / "m", {"unet/config.json": unet, "vae/config.json": vae, "model_index.json": index})
+    # The index's custom component is still reported; the component configs add nothing.
+    assert {(f.rule, f.location) for f in scan.findings} == {("MLG-CODE-010", "model_index.json#unet[0]")}
+    assert [(r.kind, r.ref) for r in scan.references] == [(RefKind.CODE, "unet/my_unet.py")]
+
+
+def test_modular_diffusers_index_is_read_too(tmp_path):
+    index = {
+        "_class_name": "StableDiffusionXLModularPipeline",
+        "_diffusers_version": "0.35.2",
+        "unet": [None, None, {"repo": "acme/unet", "revision": "e" * 40, "subfolder": "unet"}],
+        "vae": ["os", "system"],
+    }
+    scan = scan_files(tmp_path / "m", {"modular_model_index.json": index})
+    assert {(r.kind, r.ref) for r in scan.references} == {(RefKind.HF, "acme/unet")}
+    assert {(f.rule, f.severity.label) for f in scan.findings} == {("MLG-DEP-006", "critical")}
