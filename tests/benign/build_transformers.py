@@ -69,6 +69,17 @@ def build_bert() -> None:
     save_both("bert", model, tok)
 
 
+def build_bert_flax() -> None:
+    """The same tiny BERT as Flax weights (``flax_model.msgpack``), as ``save_pretrained`` writes them."""
+    from transformers import BertConfig, FlaxBertForMaskedLM
+
+    tok = bert_tokenizer()
+    model = FlaxBertForMaskedLM(BertConfig(vocab_size=len(tok), max_position_embeddings=64, **TINY), seed=0)
+    out = fresh("bert-flax")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+
+
 def build_roberta() -> None:
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
 
@@ -377,6 +388,7 @@ def build_peft() -> None:
 
 BUILDERS = [
     build_bert,
+    build_bert_flax,
     build_roberta,
     build_gpt2,
     build_t5,

@@ -19,7 +19,7 @@ from mlgate.analyzers.core.walker import scan_path
 SUITE = Path(__file__).resolve().parent.parent / "fixtures" / "benign" / "keras_tf"
 FOLDERS = {
     "mobilenetv2_keras", "mobilenetv2_h5", "resnet50_keras", "resnet50_h5", "text_vectorization_keras",
-    "registered_layer_keras", "export_savedmodel", "vocab_table_savedmodel",
+    "registered_layer_keras", "export_savedmodel", "vocab_table_savedmodel", "tf_keras_savedmodel",
 }  # fmt: skip
 
 
@@ -38,18 +38,7 @@ def _folder(name: str, unpack: Callable[[Path], Path]) -> Path:
     return unpacked[0].parent
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        *sorted(FOLDERS - {"vocab_table_savedmodel"}),
-        pytest.param(
-            "vocab_table_savedmodel",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 16 item 1: assets/vocab.txt starts with '[PAD]' and is sniffed as JSON"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", sorted(FOLDERS))
 def test_benign_keras_tf_model_is_approved(name: str, xz_fixture: Callable[[Path], Path]) -> None:
     result = scan_path(_folder(name, xz_fixture), label=name)
     serious = [
