@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     mv = _lookup(client, args.uri, name, version, alias)
     version = str(mv.version)
     tags = dict(mv.tags or {})
-    decision = promotion_decision(key, name, version, tags)
+    decision = promotion_decision(key, name, version, tags, count_as="check")
     where = f"{args.uri} (version {version})" if alias else args.uri
     if not decision.allowed:
         print(f"{where}: refused: {decision.message.removeprefix('mlgate: ')}")
