@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,8 +91,7 @@ class ReportKeeper:
         subject = {"source": "mlflow", "ref": f"models:/{name}/{version}", "name": name, "version": str(version)}
         document = build_document(report, subject, self.policy, [s.to_dict() for s in exceptions])
         data = encode_document(document)
-        short = (report.digest.partition(":")[2] or "unknown")[:16]
-        filename = f"report-v{version}-{short}.json"
+        filename = f"report-v{version}-{_stamp(document, report)}.json"
         if self.store is not None:
             location = self.store.put(f"mlflow/{safe_name(name)}/{version}/{filename}", data)
         elif run_store_usable(client, run_id, source):
@@ -107,7 +107,7 @@ class ReportKeeper:
         subject = {"source": "s3", "ref": f"s3://{bucket}/{root}", "bucket": bucket, "root": root}
         document = build_document(report, subject, self.policy)
         data = encode_document(document)
-        short = (report.digest.partition(":")[2] or "unknown")[:16]
+        short = _stamp(document, report)
         relative = f"{root}report-{short}.json" if root.endswith("/") or not root else f"{root}.report-{short}.json"
         store = self.store or S3ReportStore(client, bucket, prefix)
         location = store.put(relative if self.store is None else f"s3/{bucket}/{relative}", data)
@@ -231,6 +231,13 @@ class ReportKeeper:
         if want_json:
             return 200, JSON_TYPE, json.dumps({"verdicts": rows}, indent=2).encode()
         return 200, HTML_TYPE, render_index(rows, BASE, verdict, source).encode("utf-8")
+
+
+def _stamp(document: Mapping[str, Any], report: TargetReport) -> str:
+    """A unique file stem per recorded verdict: digest prefix, time, and a nonce (every verdict keeps its report)."""
+    short = (report.digest.partition(":")[2] or "unknown")[:12]
+    when = str(document["recorded_at"]).replace("-", "").replace(":", "")
+    return f"{short}-{when}-{secrets.token_hex(3)}"
 
 
 def local_fallback(state_dir: Path) -> LocalReportStore:
