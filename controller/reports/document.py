@@ -10,6 +10,7 @@ Fields are added, never renamed (``docs/reports.md``).
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import shlex
 from dataclasses import asdict
 from typing import Any
@@ -54,11 +55,15 @@ def build_document(
 
 
 def exception_command(ref: str, rule: str, location: str, source: str = "mlflow") -> str:
-    """The command that would accept one finding (MLflow versions; S3 models have no exception tags)."""
+    """The command that would accept one finding (MLflow versions; S3 models have no exception tags).
+
+    The location is glob-escaped, so the command accepts exactly that location and nothing else.
+    """
     if source and source != "mlflow":
         return ""
     return (
-        f"mlgate exception add {shlex.quote(ref)} --rule {shlex.quote(rule)} --location {shlex.quote(location)} "
+        f"mlgate exception add {shlex.quote(ref)} --rule {shlex.quote(rule)} "
+        f"--location {shlex.quote(glob.escape(location))} "
         '--reason "..." --reviewer "$USER"'
     )
 
