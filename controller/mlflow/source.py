@@ -47,8 +47,8 @@ from ..scanning import scan_target
 from ..verdicts.exceptions import ExceptionState, apply_exceptions, read_exceptions, stale
 from ..verdicts.exceptions import ids as exception_ids
 from ..verdicts.gate import AliasGuard
+from ..verdicts.tags import EXCEPTIONS, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
 from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
-from ..verdicts.tags import EXCEPTIONS, REPORT, build_tags, check_verdict, summary_details
 
 log = logging.getLogger("mlgate.mlflow")
 
@@ -343,8 +343,10 @@ class MLflowSource:
         if not decided.exceptions and EXCEPTIONS in decided.tags:
             tags = {EXCEPTIONS: "", **tags}  # an old list would make the new signature fail: remove it first
         report_tag = self._keep_report(name, ref, report, decided)
-        if report_tag:
+        if report_tag:  # before the signature, which stays the last write
+            signature = tags.pop(SIGNATURE)
             tags[REPORT] = report_tag
+            tags[SIGNATURE] = signature
         for tag, value in tags.items():
             with self._own_lock:
                 self._own_writes[(name, ref, tag)] = (value, self._clock())
