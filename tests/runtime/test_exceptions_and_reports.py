@@ -123,3 +123,17 @@ def test_report_page_escapes_everything_from_the_model(tmp_path):
         load([store], tag_value(location, data))
     with pytest.raises(ReportUnavailable, match="outside the report folder"):
         store.get("file:/etc/passwd")
+
+
+def test_terminal_report_has_the_page_sections():
+    from mlgate.controller.reports.text import render_document_text
+
+    dep = DependencyReport("models:/base/1", "mlflow", "adapter_config.json", True, Verdict.QUARANTINED)
+    document = build_document(_report(CRITICAL, deps=[dep]), {"source": "mlflow", "ref": "models:/m/1"}, Policy())
+    text = render_document_text(document | {"live": {"state": "quarantined", "note": "(verified)"}})
+    lines = text.splitlines()
+    assert lines[0] == "QUARANTINED  models:/m/1"
+    assert f"    {CRITICAL.rule}  {CRITICAL.location}  {CRITICAL.message}" in lines
+    assert any(line.strip().startswith("accept after review: mlgate exception add models:/m/1") for line in lines)
+    assert "  mlflow models:/base/1: quarantined" in lines
+    assert "  dependency models:/base/1 is quarantined" in lines
