@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+from jinja2 import DictLoader, Environment, select_autoescape
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -118,7 +118,6 @@ controller started.</td></tr>{% endfor %}</table>
 _ENV = Environment(
     loader=DictLoader({"base.html": _BASE, "dep.html": _DEP, "report.html": _REPORT, "index.html": _INDEX}),
     autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
@@ -136,7 +135,7 @@ def render_report(
         verdict=document.get("verdict", report.get("verdict", "")),
         why=document.get("why") or [],
         report=_with_defaults(report),
-        exceptions=document.get("exceptions") or [],
+        exceptions=[_exception(e) for e in document.get("exceptions") or []],
         policy=document.get("policy") or {"quarantine_at": "", "quarantine_incomplete": 0, "quarantine_unresolved": 0},
         budgets=document.get("budgets") or {},
         recorded_at=document.get("recorded_at", ""),
@@ -174,6 +173,13 @@ def _with_defaults(report: Mapping[str, Any]) -> dict[str, Any]:
         ("bytes_read", 0),
     ):
         out.setdefault(key, default)
+    return out
+
+
+def _exception(raw: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "tag", "rule", "location", "reviewer", "reason", "created_at", "status", "revoked_at", "revoked_by")
+    out: dict[str, Any] = dict.fromkeys(keys, "")
+    out.update(raw)
     return out
 
 

@@ -88,6 +88,12 @@ def test_exception_approves_then_stops_applying_when_the_artifact_changes(
     assert {e["reviewer"] for e in after["exceptions"]} == {"alice"}
     excepted = [f for f in after["report"]["findings"] if (f.get("suppressed") or "").startswith("exception ")]
     assert excepted and all("alice" in f["suppressed"] for f in excepted)
+    code, page, _ = _cli(capsys, "report", ref, "--format", "html")
+    assert code == 0 and 'id="verdict" class="badge approved">approved<' in page
+    table = page.split('id="exceptions"', 1)[1].split("</table>", 1)[0]
+    for exc in after["exceptions"]:
+        assert f"<code>{exc['id']}</code>" in table and "alice" in table and "valid" in table
+    assert page.count("accepted: exception ") == len(excepted)
 
     # mlgate check honours it (and counts the use); the running controller leaves it alone.
     checks = metric("mlgate_exceptions_applied_total", source="check")

@@ -108,9 +108,12 @@ def test_report_page_escapes_everything_from_the_model(tmp_path):
     finding = Finding("MLG-PKL-002", Severity.CRITICAL, "pickle", f"{evil}.pkl@1", f"call to os.system('{evil}')")
     dep = DependencyReport(f"{evil}/base", "hf", f"{evil}.json", False, reason=f"no {evil}")
     document = build_document(_report(finding, deps=[dep]), {"source": "mlflow", "ref": f"models:/{evil}/1"}, Policy())
+    exc = new_exception(KEY, "m", "1", DIGEST, "MLG-PKL-002", "*", f"reason {evil}", f"reviewer {evil}")
+    document["exceptions"] = [s.to_dict() for s in read_exceptions(KEY, "m", "1", DIGEST, {exc.tag: exc.encode()})]
     page = render_report(document, "/reports", "?format=json")
+    assert f"<code>{exc.id}</code>" in page
     assert "<script" not in page
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 7
     assert document["why"][0].startswith("critical finding MLG-PKL-002")
     assert any("could not be resolved" in line for line in document["why"])
 
