@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from ..s3.errors import error_code
 from ..s3.grouping import S3ObjectRef, list_objects
 from ..s3.object_tags import object_verdict, read_tags
+from ..verdicts.exceptions import exceptions_problem, note_use, valid_exceptions
 from ..verdicts.tags import FINDINGS, VerdictState, check_verdict
 
 DEFAULT_MAX_OBJECTS = 256  # an S3 prefix with more objects than this is denied: too many to verify in time
@@ -165,7 +166,17 @@ class RegistryVerdicts:
 
 def registry_approval(signing_key: bytes, name: str, version: str, tags: Mapping[str, str]) -> Approval:
     """Decide from a model version's tags (the registry's canonical name and version)."""
-    state = check_verdict(signing_key, name, version, tags).state
+    check = check_verdict(signing_key, name, version, tags)
+    state = check.state
+    if state is VerdictState.APPROVED and check.signed is not None and check.signed.exceptions:
+        signed = check.signed
+        problem = exceptions_problem(signing_key, name, version, signed.digest, signed.exceptions, tags)
+        if problem:
+            return Approval(False, problem)
+        for exc in valid_exceptions(signing_key, name, version, signed.digest, tags):
+            if exc.id in signed.exceptions:
+                note_use("admission", f"models:/{name}/{version}", exc, "an approval resting on it was honoured")
+        return Approval(True)
     if state is VerdictState.APPROVED:
         return Approval(True)
     if state is VerdictState.QUARANTINED:

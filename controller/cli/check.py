@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     mv = _lookup(client, args.uri, name, version, alias)
     version = str(mv.version)
     tags = dict(mv.tags or {})
-    decision = promotion_decision(key, name, version, tags)
+    decision = promotion_decision(key, name, version, tags, count_as="check")
     where = f"{args.uri} (version {version})" if alias else args.uri
     if not decision.allowed:
         print(f"{where}: refused: {decision.message.removeprefix('mlgate: ')}")
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if actual != signed.digest:
             print(f"{where}: refused: artifacts changed since the scan (signed {signed.digest}, now {actual})")
             return EXIT_QUARANTINED
-    print(f"{where}: approved ({signed.digest}, scanned {signed.scanned_at} by {signed.scanner})")
+    excepted = f" with reviewed exception(s) {', '.join(signed.exceptions)}" if signed.exceptions else ""
+    print(f"{where}: approved{excepted} ({signed.digest}, scanned {signed.scanned_at} by {signed.scanner})")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, load_policy
@@ -23,6 +24,7 @@ from ..config.settings import ConfigError, ControllerConfig, load_config
 from ..mlflow.server_plugin import set_controller_token
 from ..mlflow.source import MLflowSource
 from ..mlflow.webhooks import WebhookReceiver
+from ..reports import LocalReportStore, ReportKeeper, S3ReportStore, local_fallback
 from ..resolver import ResolverRegistry, default_resolver
 from ..runtime.engine import Leadership, Runtime
 from ..runtime.http_server import HttpServer
@@ -72,6 +74,7 @@ class Controller:
     runtime: Runtime
     mlflow: MLflowSource | None
     webhook: WebhookReceiver | None
+    reports: ReportKeeper | None = None
 
 
 def build_controller(
@@ -86,10 +89,14 @@ def build_controller(
     set_controller_token(config.token())
     sources: list[Source] = []
     mlflow_source = None
+    reports = report_keeper(config, key, policy)
     if config.mlflow.enabled:
-        mlflow_source = MLflowSource(config, key, policy, client=mlflow_client, resolver=_resolver(config))
+        mlflow_source = MLflowSource(
+            config, key, policy, client=mlflow_client, resolver=_resolver(config), reports=reports
+        )
+        reports.mlflow_client = mlflow_source.client
         sources.append(mlflow_source)
-    sources.extend(_bucket_sources(config, key, policy))
+    sources.extend(_bucket_sources(config, key, policy, reports))
     http = None
     if with_http and config.http.enabled:
         try:
@@ -113,7 +120,23 @@ def build_controller(
             max_skew=config.webhook.max_skew_seconds,
         )
         http.add_route("POST", config.webhook.path, receiver.handle)
-    return Controller(config, runtime, mlflow_source, receiver)
+    if http is not None:
+        reports.install(http)
+    return Controller(config, runtime, mlflow_source, receiver, reports)
+
+
+def report_keeper(config: ControllerConfig, key: bytes, policy: Policy) -> ReportKeeper:
+    """Where verdict reports go: ``reports.store`` when set, else the run / next to the S3 model."""
+    store = None
+    where = config.reports.store
+    if where.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = where.removeprefix("s3://").partition("/")
+        store = S3ReportStore(boto3.client("s3"), bucket, prefix)
+    elif where:
+        store = LocalReportStore(Path(where))
+    return ReportKeeper(policy, key, local_fallback(config.state_path), store=store)
 
 
 def _resolver(config: ControllerConfig) -> ResolverRegistry:
@@ -121,9 +144,9 @@ def _resolver(config: ControllerConfig) -> ResolverRegistry:
     return default_resolver(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
 
 
-def _bucket_sources(config: ControllerConfig, key: bytes, policy: Policy) -> list[Source]:
+def _bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, reports: Any = None) -> list[Source]:
     """S3 sources for ``config.buckets``."""
-    return list(bucket_sources(config, key, policy)) if config.buckets else []
+    return list(bucket_sources(config, key, policy, reports)) if config.buckets else []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {  # subcommand -> the module that defines it, in hel
     "mlflow": "mlgate.controller.cli.mlflow",
     "check": "mlgate.controller.cli.check",
     "admission-server": "mlgate.controller.cli.admission",
+    "report": "mlgate.controller.cli.report",
+    "exception": "mlgate.controller.cli.exception",
 }
 
 EXIT_OK = 0

@@ -1,4 +1,7 @@
-"""``mlgate scan PATH...``: scan models and print a report (docs/contracts.md §1).
+"""``mlgate scan TARGET...``: scan models and print a report (docs/contracts.md §1).
+
+A TARGET is a path or a model reference (``models:/``, ``runs:/``, ``s3://``, ``hf://``;
+``cli/targets.py``), each scanned with the same rules and reported the same way.
 
 Exit status: 0 when every target is approved, 1 when any is quarantined,
 2 on a usage error or internal failure.
@@ -20,15 +23,22 @@ from ..formats import FORMATS, render
 from ..scanning import scan_target
 from .main import EXIT_OK, EXIT_QUARANTINED, UsageError
 from .progress import Progress
+from .targets import TargetError, check_reference, is_reference, scan_reference
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "scan",
         help="statically scan model files or directories",
-        description="Scan each PATH (a model file or a model directory) without executing it.",
+        description="Scan each TARGET (a model file or directory, or a reference: models:/NAME/VERSION, "
+        "models:/NAME@ALIAS, runs:/RUN_ID/PATH, s3://BUCKET/PREFIX/, hf://ORG/NAME[@REVISION]) without executing it.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="model file or directory; each is one target")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="TARGET",
+        help="model file or directory, or models:/, runs:/, s3://, hf:// reference; each is one target",
+    )
     parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="report format (default: text)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--policy", metavar="FILE", help="policy TOML file (thresholds, budgets, suppressions)")
@@ -43,7 +53,13 @@ def run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         raise UsageError(str(exc)) from None
     for path in args.paths:
-        _check_readable(path)
+        if is_reference(path):
+            try:
+                check_reference(path)
+            except TargetError as exc:
+                raise UsageError(str(exc)) from None
+        else:
+            _check_readable(path)
     if args.output:
         _check_writable(args.output)
     reports = scan_all(args.paths, policy, args.jobs, show_progress=not args.no_progress)
@@ -82,6 +98,11 @@ def scan_all(paths: list[str], policy: Policy, jobs: int, show_progress: bool = 
 
 
 def _scan_one(path: str, policy: Policy) -> TargetReport:
+    if is_reference(path):
+        try:
+            return scan_reference(path, policy)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
     try:
         return scan_target(path, policy, label=path)
     except OSError as exc:

@@ -66,6 +66,7 @@ class BucketConfig:
     region: str = ""  # empty: the standard AWS environment
     claims_bucket: str = ""  # where replicas' scan claims live (empty: this bucket, under claims_prefix)
     claims_prefix: str = ".mlgate/claims/"  # never scanned when the claims live in this bucket
+    reports_prefix: str = ".mlgate/reports/"  # verdict reports, next to each model's path; never scanned
     claim_ttl_seconds: float = 900.0  # a claim older than this is abandoned and may be taken over
     visibility_timeout_seconds: int = 300  # SQS: held (and extended) while a message's scans run
     retry_delay_seconds: int = 30  # SQS: a failed message becomes visible again after this
@@ -97,6 +98,7 @@ class BucketConfig:
     def reserved_prefixes(self) -> tuple[str, ...]:
         """Key prefixes of this bucket the controller writes itself, never scanned as models."""
         out = [self.claims_prefix] if self.claims_location == self.bucket else []
+        out.append(self.reports_prefix)
         if self.quarantine is QuarantineMode.MOVE and self.quarantine_destination == self.bucket:
             out.append(self.quarantine_prefix)
         return tuple(out)
@@ -137,6 +139,10 @@ def _validate(cfg: BucketConfig) -> None:
             raise InvalidSetting("quarantine_prefix", "required when quarantined objects stay in the watched bucket")
     if not cfg.claims_prefix.strip("/") or not cfg.claims_prefix.endswith("/"):
         raise InvalidSetting("claims_prefix", f"expected a folder-like prefix ending in '/', got {cfg.claims_prefix!r}")
+    if not cfg.reports_prefix.strip("/") or not cfg.reports_prefix.endswith("/"):
+        raise InvalidSetting(
+            "reports_prefix", f"expected a folder-like prefix ending in '/', got {cfg.reports_prefix!r}"
+        )
     for reserved in cfg.reserved_prefixes():
         for prefix in cfg.prefixes:
             if prefix.startswith(reserved):

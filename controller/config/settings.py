@@ -84,6 +84,13 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """Where the full report of each verdict is kept (served at /reports; docs/reports.md)."""
+
+    store: str = ""  # "" : MLflow run artifacts / next to S3 models; "s3://bucket/prefix/" or a local folder
+
+
+@dataclass(frozen=True)
 class BackoffConfig:
     """Retry delays after a registry error: doubling from initial to max, with jitter."""
 
@@ -105,6 +112,7 @@ class ControllerConfig:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     buckets: tuple[BucketConfig, ...] = field(default=(), metadata={"build": lambda raw, where: _buckets(raw, where)})
 
     # -- derived values -------------------------------------------------------------------------

@@ -150,7 +150,7 @@ class PromotionGate:
         tags = self._version_tags(name, version)
         if tags is None:
             return None  # no such version: MLflow answers 404 itself
-        decision = promotion_decision(self._key or b"", name, version, tags)
+        decision = promotion_decision(self._key or b"", name, version, tags, count_as="plugin")
         return None if decision.allowed else decision.message
 
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,9 +44,11 @@ from ..config.settings import ControllerConfig
 from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable
 from ..runtime.logging_json import fields
 from ..scanning import scan_target
+from ..verdicts.exceptions import ExceptionState, apply_exceptions, read_exceptions, stale
+from ..verdicts.exceptions import ids as exception_ids
 from ..verdicts.gate import AliasGuard
+from ..verdicts.tags import EXCEPTIONS, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
 from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
-from ..verdicts.tags import build_tags, check_verdict, summary_details
 
 log = logging.getLogger("mlgate.mlflow")
 
@@ -99,6 +101,7 @@ class MLflowSource:
         client: Any = None,
         resolver: Any = None,
         clock: Callable[[], float] = time.time,
+        reports: Any = None,
     ) -> None:
         set_library_defaults(MLFLOW_CLIENT_DEFAULTS)
         if client is None:
@@ -115,6 +118,7 @@ class MLflowSource:
         self._policy = policy if overridden is None else replace(policy, signatures=overridden)
         self._resolver = resolver
         self._clock = clock
+        self.reports = reports  # ReportKeeper: keeps each verdict's full report (mlgate.report tag)
         self.guard = AliasGuard(key, client, SOURCE)
         self._watermark_ms: int | None = None
         self._last_full = 0.0
@@ -201,6 +205,10 @@ class MLflowSource:
             signed = check_verdict(self._key, name, version, tags).signed
             if signed is None:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "reconcile", PRIORITY_RECONCILE))
+            elif stale(self._key, name, version, signed.digest, signed.exceptions, tags):
+                requests.append(
+                    ScanRequest(SOURCE, version_key(name, version), "exceptions", PRIORITY_RECONCILE, force=True)
+                )
             elif verify:
                 requests.append(
                     ScanRequest(SOURCE, version_key(name, version), "verify", PRIORITY_RECONCILE, force=True)
@@ -301,28 +309,76 @@ class MLflowSource:
         if tags.get(PROMPT_TAG):
             return None
         signed = check_verdict(self._key, name, ref, tags).signed
-        if signed is not None and not request.force:
+        changed = signed is not None and stale(self._key, name, ref, signed.digest, signed.exceptions, tags)
+        if signed is not None and not request.force and not changed:
             return None
         report, model_signature = self._download_and_scan(name, ref)
-        if signed is not None and signed.digest == report.digest and signed.verdict is report.verdict:
+        states = read_exceptions(self._key, name, ref, report.digest, tags)
+        valid = [st.exception for st in states if st.valid and st.exception is not None]
+        report = apply_exceptions(report, valid, self._policy, SOURCE, f"models:/{name}/{ref}")
+        decided = _Decided(
+            exception_ids(valid),
+            states,
+            tags,
+            getattr(mv, "run_id", None),
+            getattr(mv, "source", ""),
+            model_signature,  # made when the scan alone approved; never for an approval that rests on exceptions
+        )
+        if (
+            signed is not None
+            and signed.digest == report.digest
+            and signed.verdict is report.verdict
+            and signed.exceptions == decided.exceptions
+            and (tags.get(REPORT) or self.reports is None)
+        ):
             log.info("digest verified", extra=fields(source=SOURCE, model=name, version=ref, digest=report.digest))
             return None
-        return Scanned(report, model_signature)
+        return Scanned(report, decided)
 
     def record(self, request: ScanRequest, scanned: Scanned) -> None:
         _, name, ref = request.key
         report = scanned.report
-        for tag, value in build_tags(self._key, name, ref, report).items():
+        decided = scanned.state if isinstance(scanned.state, _Decided) else _Decided()
+        tags = build_tags(self._key, name, ref, report, exceptions=decided.exceptions)
+        if not decided.exceptions and EXCEPTIONS in decided.tags:
+            tags = {EXCEPTIONS: "", **tags}  # an old list would make the new signature fail: remove it first
+        report_tag = self._keep_report(name, ref, report, decided)
+        if report_tag:  # before the signature, which stays the last write
+            signature = tags.pop(SIGNATURE)
+            tags[REPORT] = report_tag
+            tags[SIGNATURE] = signature
+        for tag, value in tags.items():
             with self._own_lock:
                 self._own_writes[(name, ref, tag)] = (value, self._clock())
             try:
-                self._call("set_model_version_tag", self.client.set_model_version_tag, name, ref, tag, value)
+                if tag == EXCEPTIONS and not value:
+                    self._call("delete_model_version_tag", self.client.delete_model_version_tag, name, ref, EXCEPTIONS)
+                else:
+                    self._call("set_model_version_tag", self.client.set_model_version_tag, name, ref, tag, value)
             except _Gone:
                 return
-        if isinstance(scanned.state, bytes) and report.verdict is Verdict.APPROVED:
-            self._publish_model_signature(name, ref, scanned.state)
+        if decided.model_signature is not None and report.verdict is Verdict.APPROVED:
+            self._publish_model_signature(name, ref, decided.model_signature)
         if report.verdict is not Verdict.APPROVED and self.settings.revert_unapproved_aliases:
             self.check_model(name)
+
+    def _keep_report(self, name: str, version: str, report: TargetReport, decided: _Decided) -> str:
+        """Store the full report (``reports/``); the ``mlgate.report`` tag value, "" when not kept."""
+        if self.reports is None:
+            return ""
+        try:
+            return str(
+                self.reports.keep_mlflow(
+                    self.client, name, version, report, decided.states, decided.run_id, decided.source
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - a report that cannot be stored never blocks the verdict
+            log.error(
+                "could not keep the verdict report: %s",
+                _one_line(str(exc)),
+                extra=fields(source=SOURCE, model=name, version=version, event="report"),
+            )
+            return ""
 
     def is_own_write(self, name: str, version: str, key: str, value: str) -> bool:
         """True when (name, version, key=value) is a tag this controller wrote recently (webhook echo)."""
@@ -461,6 +517,18 @@ class MLflowSource:
             top = summary_details(signed.findings) if signed else ""
             rows.append(InventoryRow(mv.name, str(mv.version), signed.verdict.value if signed else "none", top))
         return rows
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """What ``scan`` decided with, for ``record``: exceptions considered, their states, the version's tags."""
+
+    exceptions: tuple[str, ...] = ()
+    states: list[ExceptionState] = field(default_factory=list)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+    source: str = ""
+    model_signature: bytes | None = None  # mlgate's OpenSSF signature of the files as scanned (approved only)
 
 
 def _one_line(text: str | None) -> str:

@@ -46,23 +46,39 @@ class S3Resolver:
             self._client = boto3.client("s3", endpoint_url=self.endpoint_url)
         return self._client
 
-    def resolve(self, reference: Reference, origin: Origin) -> Resolution:
-        uri = reference.ref.strip()
+    def locate(self, uri: str) -> tuple[str, str, list[S3ObjectRef]] | str:
+        """``(bucket, prefix, objects)`` an ``s3://`` URI names (``prefix`` "" for a single object), or why not.
+
+        The same lookup serves dependency copies (``resolve``) and in-place scans of a URI
+        (``mlgate scan s3://...``): an object key names that object, any other key a folder prefix.
+        """
+        uri = uri.strip()
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         if not bucket:
-            return unresolved(f"{uri} names no bucket")
+            return f"{uri} names no bucket"
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            objects, prefix = self._objects(self.client(), bucket, key)
+        except (BotoCoreError, ClientError) as exc:
+            return f"S3 could not list {uri}: {exc}"
+        if not objects:
+            return f"no object or prefix {uri} in S3"
+        total = sum(o.size for o in objects)
+        if len(objects) > self.max_objects or total > self.max_bytes:
+            return f"{uri} holds {len(objects)} objects / {total} bytes, over mlgate's limits"
+        return bucket, prefix, objects
+
+    def resolve(self, reference: Reference, origin: Origin) -> Resolution:
+        uri = reference.ref.strip()
+        found = self.locate(uri)
+        if isinstance(found, str):
+            return unresolved(found)
+        bucket, prefix, objects = found
+        key = uri.removeprefix("s3://").partition("/")[2]
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
-        try:
-            objects, prefix = self._objects(client, bucket, key)
-        except (BotoCoreError, ClientError) as exc:
-            return unresolved(f"S3 could not list {uri}: {exc}")
-        if not objects:
-            return unresolved(f"no object or prefix {uri} in S3")
-        total = sum(o.size for o in objects)
-        if len(objects) > self.max_objects or total > self.max_bytes:
-            return unresolved(f"{uri} holds {len(objects)} objects / {total} bytes, over mlgate's copy limits")
         workdir = Path(tempfile.mkdtemp(prefix="mlgate-dep-"))
         try:
             target = self._download(client, bucket, prefix, objects, workdir)

@@ -143,11 +143,16 @@ class HttpServer:
         self._requested_port = port
         self.tls = ReloadingTLS(tls_cert_file, tls_key_file) if tls_cert_file else None
         self._routes: dict[tuple[str, str], Handler] = {("GET", "/metrics"): metrics_handler} if metrics else {}
+        self._prefixes: dict[tuple[str, str], Handler] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         self._routes[(method.upper(), path)] = handler
+
+    def add_prefix_route(self, method: str, prefix: str, handler: Handler) -> None:
+        """Route every path under ``prefix`` (ending in ``/``) that has no exact route to ``handler``."""
+        self._prefixes[(method.upper(), prefix)] = handler
 
     @property
     def port(self) -> int:
@@ -159,7 +164,7 @@ class HttpServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> None:
-        server = _Server((self.host, self._requested_port), _handler_class(self._routes, self.max_body))
+        server = _Server((self.host, self._requested_port), _handler_class(self._routes, self.max_body, self._prefixes))
         server.tls = self.tls
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=self.name, daemon=True)
@@ -175,7 +180,11 @@ class HttpServer:
             self._thread = None
 
 
-def _handler_class(routes: Mapping[tuple[str, str], Handler], max_body: int) -> type[BaseHTTPRequestHandler]:
+def _handler_class(
+    routes: Mapping[tuple[str, str], Handler],
+    max_body: int,
+    prefixes: Mapping[tuple[str, str], Handler] | None = None,
+) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "mlgate"
@@ -185,6 +194,10 @@ def _handler_class(routes: Mapping[tuple[str, str], Handler], max_body: int) -> 
         def _dispatch(self) -> None:
             parts = urlsplit(self.path)
             handler = routes.get((self.command, parts.path))
+            if handler is None and prefixes:
+                handler = next(
+                    (h for (m, p), h in prefixes.items() if m == self.command and parts.path.startswith(p)), None
+                )
             if self.headers.get("Transfer-Encoding"):
                 self.close_connection = True  # no chunked bodies: what follows could not be framed
                 self._send(411, "text/plain", b"Content-Length required\n")
@@ -204,7 +217,9 @@ def _handler_class(routes: Mapping[tuple[str, str], Handler], max_body: int) -> 
                 return
             body = self.rfile.read(size) if size else b""
             if handler is None:
-                known = any(path == parts.path for _, path in routes)
+                known = any(path == parts.path for _, path in routes) or any(
+                    parts.path.startswith(p) for _, p in (prefixes or {})
+                )
                 self._send(405 if known else 404, "text/plain", b"bad method\n" if known else b"not found\n")
                 return
             request = HttpRequest(self.command, parts.path, parts.query, self.headers, body)

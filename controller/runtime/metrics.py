@@ -50,5 +50,11 @@ EVENTS_REJECTED = Counter(
 PROMOTIONS_BLOCKED = Counter(
     "mlgate_promotions_blocked", "Promotions (alias/stage) refused or reverted.", ["source"], registry=REGISTRY
 )
+EXCEPTIONS_APPLIED = Counter(
+    "mlgate_exceptions_applied",
+    "Uses of a reviewed, signed per-version exception (a verdict or promotion that rests on one), by layer.",
+    ["source"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info("mlgate_build", "mlgate build information.", registry=REGISTRY)
 BUILD_INFO.info({"version": version()})

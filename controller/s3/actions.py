@@ -44,7 +44,7 @@ from mlgate.analyzers.core.report import TargetReport
 
 from ..config.buckets import BucketConfig, QuarantineMode
 from ..runtime.logging_json import fields
-from ..verdicts.tags import build_tags, is_reserved
+from ..verdicts.tags import REPORT, build_tags, is_reserved
 from .errors import error_code, http_status
 from .grouping import S3Model
 from .object_tags import object_name, read_tags
@@ -106,11 +106,17 @@ class VerdictWriter:
         self._copy_config = copy_config
         self._lock_enabled: dict[str, bool] = {}
 
-    def apply(self, model: S3Model, objects: list[S3Object], report: TargetReport) -> Applied:
-        """Tag every object (scanned version), then quarantine per mode. Raises ``ObjectChanged``."""
+    def apply(self, model: S3Model, objects: list[S3Object], report: TargetReport, report_tag: str = "") -> Applied:
+        """Tag every object (scanned version), then quarantine per mode. Raises ``ObjectChanged``.
+
+        ``report_tag``: where the full report is kept (``mlgate.report``), added to every object's tags.
+        """
         for obj in objects:
             self._pin(obj)
         tags = {obj.key: verdict_tags(self._key, model.bucket, obj.key, obj.etag, report) for obj in objects}
+        if report_tag:
+            for ours in tags.values():
+                ours[REPORT] = tag_value(report_tag)
         for obj in objects:
             self._tag(obj, tags[obj.key])
         if report.verdict is not Verdict.QUARANTINED:

@@ -112,8 +112,10 @@ class S3Source:
         copy_config: TransferConfig = COPY_CONFIG,
         resolver: Resolver | None = None,
         owner: str | None = None,
+        reports: Any = None,
     ) -> None:
         self.policy = policy
+        self.reports = reports  # ReportKeeper: keeps each verdict's full report next to the model
         self._key = signing_key
         self._client_factory = client_factory
         self._resolver = resolver if resolver is not None else default_resolver()
@@ -126,6 +128,8 @@ class S3Source:
                 claims=Claims(s3, cfg.claims_location, cfg.claims_prefix, cfg.claim_ttl_seconds, owner),
                 writer=VerdictWriter(s3, cfg, signing_key, copy_config),
             )
+            if reports is not None:
+                reports.register_bucket(cfg.bucket, s3, cfg.reports_prefix)
         self._verified: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {}
         self._lock = threading.Lock()
         self._preflight_ok = False
@@ -192,7 +196,8 @@ class S3Source:
             raise TypeError(f"record() needs this source's own scan result for {request.subject}")
         bucket, model = pending.bucket, pending.model
         try:
-            applied = self._call(lambda: bucket.writer.apply(model, pending.objects, report), request)
+            report_tag = self._keep_report(bucket, model, report)
+            applied = self._call(lambda: bucket.writer.apply(model, pending.objects, report, report_tag), request)
             log.info(
                 "verdict written",
                 extra=fields(
@@ -211,6 +216,21 @@ class S3Source:
             raise SourceUnavailable(f"{model.uri} changed while it was scanned; scanning it again")
         if not self._enforced(bucket, report.verdict):
             self._remember(model)
+
+    def _keep_report(self, bucket: _Bucket, model: S3Model, report: Any) -> str:
+        """Store the full report next to the model; the ``mlgate.report`` tag value ("" when not kept)."""
+        if self.reports is None:
+            return ""
+        try:
+            return str(
+                self.reports.keep_s3(bucket.s3, bucket.cfg.bucket, bucket.cfg.reports_prefix, model.root, report)
+            )
+        except Exception as exc:  # noqa: BLE001 - a report that cannot be stored never blocks the verdict
+            log.error(
+                "could not keep the verdict report",
+                extra=fields(source=SOURCE, target=model.uri, error=describe(exc), event="report"),
+            )
+            return ""
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -341,9 +361,9 @@ class S3Source:
             log.warning("could not release a scan claim", extra=fields(source=SOURCE, error=describe(exc)))
 
 
-def bucket_sources(config: ControllerConfig, key: bytes, policy: Policy) -> list[S3Source]:
+def bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, reports: Any = None) -> list[S3Source]:
     """The controller's S3 source for ``config.buckets`` (none when no bucket is configured)."""
     if not config.buckets:
         return []
     resolver = default_resolver(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
-    return [S3Source(config.buckets, policy, key, resolver=resolver)]
+    return [S3Source(config.buckets, policy, key, resolver=resolver, reports=reports)]

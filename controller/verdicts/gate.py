@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..runtime.logging_json import fields
 from ..runtime.metrics import PROMOTIONS_BLOCKED
+from .exceptions import exceptions_problem, note_use, valid_exceptions
 from .signing import sign_verdict, verify_verdict
 from .tags import PREFIX, SignedVerdict, check_verdict
 
@@ -40,8 +41,15 @@ class GateDecision:
     signed: SignedVerdict | None = None  # the valid verdict the decision rests on, if any
 
 
-def promotion_decision(key: bytes, name: str, version: str, tags: Mapping[str, str] | None) -> GateDecision:
-    """May ``models:/name/version`` be promoted (alias, Staging/Production)?"""
+def promotion_decision(
+    key: bytes, name: str, version: str, tags: Mapping[str, str] | None, count_as: str | None = None
+) -> GateDecision:
+    """May ``models:/name/version`` be promoted (alias, Staging/Production)?
+
+    An approval that rests on reviewed exceptions stands only while each of them is still there, validly
+    signed for this version and digest, and unrevoked. ``count_as`` (the layer: plugin, check) counts and
+    logs the use of those exceptions when the answer is yes.
+    """
     where = f"models:/{name}/{version}"
     signed = check_verdict(key, name, version, tags).signed
     if signed is None:
@@ -53,6 +61,21 @@ def promotion_decision(key: bytes, name: str, version: str, tags: Mapping[str, s
     if not signed.approved:
         summary = f" ({signed.findings})" if signed.findings else ""
         return GateDecision(False, f"mlgate: {where} is quarantined{summary}; promotion refused", signed)
+    if signed.exceptions:
+        problem = exceptions_problem(key, name, version, signed.digest, signed.exceptions, tags or {})
+        if problem:
+            return GateDecision(False, f"mlgate: {where}: {problem}; promotion refused", signed)
+        if count_as:
+            for exc in valid_exceptions(key, name, version, signed.digest, tags or {}):
+                if exc.id in signed.exceptions:
+                    note_use(count_as, where, exc, "an approval resting on it was honoured")
+        listed = ", ".join(signed.exceptions)
+        return GateDecision(
+            True,
+            f"mlgate: {where} approved with reviewed exception(s) {listed} ({signed.digest}, "
+            f"scanned {signed.scanned_at})",
+            signed,
+        )
     return GateDecision(True, f"mlgate: {where} approved ({signed.digest}, scanned {signed.scanned_at})", signed)
 
 

@@ -31,6 +31,8 @@ FINDINGS = "mlgate.findings"
 SIGNATURE = "mlgate.signature"
 SIGNER = "mlgate.signer"  # the trusted signer whose model signature verified (docs/signatures.md)
 MODEL_SIGNATURE = "mlgate.model_signature"  # where mlgate's own OpenSSF signature of an approved model is
+EXCEPTIONS = "mlgate.exceptions"  # ids of the reviewed exceptions the verdict was decided with (verdicts/exceptions.py)
+REPORT = "mlgate.report"  # where the full JSON report of the verdict is kept (controller/reports/)
 
 UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
 _TOP_RULES = 3
@@ -50,6 +52,7 @@ class SignedVerdict:
     scanned_at: str
     scanner: str
     findings: str
+    exceptions: tuple[str, ...] = ()  # ids of the exceptions this verdict was decided with
 
     @property
     def approved(self) -> bool:
@@ -78,9 +81,18 @@ class VerdictCheck:
 
 
 def build_tags(
-    key: bytes, name: str, model_version: str, report: TargetReport, now: dt.datetime | None = None
+    key: bytes,
+    name: str,
+    model_version: str,
+    report: TargetReport,
+    now: dt.datetime | None = None,
+    exceptions: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """The tags recording ``report`` for model ``name`` version ``model_version``, in write order."""
+    """The tags recording ``report`` for model ``name`` version ``model_version``, in write order.
+
+    With ``exceptions`` (ids of reviewed exceptions the verdict was decided with) the ``mlgate.exceptions``
+    tag lists them and the signature covers the list (``signed_verdict_text``).
+    """
     digest = report.digest or UNKNOWN_DIGEST
     verdict = report.verdict.value
     scanned = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
@@ -93,8 +105,15 @@ def build_tags(
     }
     if report.signer:
         tags[SIGNER] = report.signer
-    tags[SIGNATURE] = sign_verdict(key, name, model_version, digest, verdict)  # written last
+    if exceptions:
+        tags[EXCEPTIONS] = ",".join(sorted(exceptions))
+    tags[SIGNATURE] = sign_verdict(key, name, model_version, digest, signed_verdict_text(verdict, exceptions))
     return tags
+
+
+def signed_verdict_text(verdict: str, exceptions: tuple[str, ...] | list[str] = ()) -> str:
+    """The verdict field the signature covers: the verdict, plus the exception ids it rests on, if any."""
+    return f"{verdict};exceptions={','.join(sorted(exceptions))}" if exceptions else verdict
 
 
 def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, str] | None) -> VerdictCheck:
@@ -111,7 +130,9 @@ def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, 
         verdict = Verdict(raw)
     except ValueError:
         return VerdictCheck(VerdictState.UNSIGNED)
-    if not digest or not verify_verdict(key, name, str(model_version), digest, raw, tags.get(SIGNATURE)):
+    excepted = tuple(sorted(i for i in (tags.get(EXCEPTIONS) or "").replace(" ", "").split(",") if i))
+    signed_text = signed_verdict_text(raw, excepted)
+    if not digest or not verify_verdict(key, name, str(model_version), digest, signed_text, tags.get(SIGNATURE)):
         return VerdictCheck(VerdictState.UNSIGNED)
     signed = SignedVerdict(
         verdict=verdict,
@@ -119,6 +140,7 @@ def check_verdict(key: bytes, name: str, model_version: str, tags: Mapping[str, 
         scanned_at=tags.get(SCANNED_AT, ""),
         scanner=tags.get(SCANNER, ""),
         findings=tags.get(FINDINGS, ""),
+        exceptions=excepted,
     )
     state = VerdictState.APPROVED if signed.approved else VerdictState.QUARANTINED
     return VerdictCheck(state, signed)
