@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from mlgate.analyzers.core.policy import Policy, PolicyError, load_policy
 
 from ..config.environment import set_library_defaults
-from ..config.settings import ConfigError, ControllerConfig, load_config
+from ..config.settings import ConfigError, ControllerConfig, ensure_state_dir, load_config
 from ..mlflow.server_plugin import set_controller_token
 from ..mlflow.source import MLflowSource
 from ..mlflow.webhooks import WebhookReceiver
@@ -152,6 +152,8 @@ def _bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, report
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
+        if config.embedded or config.mlflow.enabled:  # the registry and signing key, or the download dir
+            ensure_state_dir(config.state_path)
         key = config.key()
         policy = load_policy(config.policy or None)
     except (ConfigError, PolicyError) as exc:
@@ -164,8 +166,6 @@ def run(args: argparse.Namespace) -> int:
     level = logging.DEBUG if verbose > 1 else logging.INFO if (verbose or not args.once) else logging.ERROR
     configure(level, json_lines=config.log_format == "json")
     set_library_defaults({"MLFLOW_LOGGING_LEVEL": "DEBUG" if verbose > 1 else "WARNING"})  # read when mlflow loads
-    if config.embedded:
-        config.state_path.mkdir(parents=True, exist_ok=True)
     try:
         controller = build_controller(config, key, policy, with_http=not args.once)
     except ConfigError as exc:

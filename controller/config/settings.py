@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,15 +304,38 @@ def _read_key_file(path: Path) -> bytes:
         raise ConfigError(str(exc)) from None
 
 
+def ensure_state_dir(path: Path) -> None:
+    """Create the state directory if needed and check that files can be written in it.
+
+    Raises ``ConfigError`` naming the directory and the settings that move it (a read-only root
+    filesystem with the state dir left at its default is the usual cause).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".mlgate-write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(_state_dir_error(path, exc)) from None
+
+
+def _state_dir_error(path: Path, exc: OSError) -> str:
+    return (
+        f"state directory {path.absolute()} is not writable ({exc.strerror or exc}): "
+        "point MLGATE_HOME (or state_dir in the configuration file) at a writable directory"
+    )
+
+
 def _demo_key(path: Path) -> bytes:
     """The embedded default's key: generated once, kept in the state dir with owner-only permissions."""
     if path.is_file():
         return _read_key_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first
         return _read_key_file(path)
+    except OSError as exc:
+        raise ConfigError(_state_dir_error(path.parent, exc)) from None
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_hex(32) + "\n")
     return _read_key_file(path)
