@@ -9,6 +9,9 @@
 #
 # Pin the base by digest in your build pipeline for reproducible images, e.g.
 #   docker build --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest> .
+# Any Debian-like base with python3 (3.10+) and its venv module works: nothing here depends on where the
+# interpreter lives (/usr/local/bin in the official images, /usr/bin in Debian's; .ci/image-smoke builds
+# on a debootstrapped Debian base).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -17,7 +20,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv "${VENV}" \
+RUN python3 -m venv "${VENV}" \
  && "${VENV}/bin/pip" install --upgrade "pip>=24"
 COPY pyproject.toml README.md ./
 COPY analyzers ./analyzers
@@ -25,14 +28,24 @@ COPY controller ./controller
 RUN "${VENV}/bin/pip" install . \
  && "${VENV}/bin/pip" check \
  && if "${VENV}/bin/pip" show mlflow >/dev/null 2>&1; then echo "the full mlflow server must not be installed" >&2; exit 1; fi
+# The runtime installs nothing: the installer leaves the environment before it is copied.
+RUN "${VENV}/bin/python" -m pip uninstall --yes --quiet pip
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG VENV=/opt/mlgate
 LABEL org.opencontainers.image.title="mlgate" \
       org.opencontainers.image.description="Static scanner and admission gate for ML models (MLflow, S3, Kubernetes)" \
       org.opencontainers.image.licenses="Apache-2.0"
+# No package installer in the image: remove pip and ensurepip (and the wheels it bootstraps from) from
+# the base interpreter, wherever the base keeps it.
 RUN groupadd --system --gid 10001 mlgate \
- && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin mlgate
+ && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin mlgate \
+ && base_python="$(command -v python3)" \
+ && for dir in $("${base_python}" -c 'import site, sysconfig; print(*{sysconfig.get_path("stdlib"), *site.getsitepackages()})'); do \
+      rm -rf "${dir}/pip" "${dir}"/pip-*.dist-info "${dir}/ensurepip"; \
+    done \
+ && rm -f "$(dirname "${base_python}")"/pip "$(dirname "${base_python}")"/pip3* \
+ && rm -rf /usr/share/python-wheels
 COPY --from=build "${VENV}" "${VENV}"
 ENV PATH="${VENV}/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
