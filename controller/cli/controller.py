@@ -152,8 +152,8 @@ def _bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, report
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        if config.embedded or config.mlflow.enabled:  # the registry and signing key, or the download dir
-            ensure_state_dir(config.state_path)
+        # The embedded registry, its signing key, MLflow downloads and local reports all live there.
+        ensure_state_dir(config.state_path)
         key = config.key()
         policy = load_policy(config.policy or None)
     except (ConfigError, PolicyError) as exc:
