@@ -138,8 +138,9 @@ def _function_problem(fn: ast.FunctionDef, bound: dict[str, str]) -> str:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 if node.id not in local and node.id not in bound and node.id not in _BUILTINS:
                     return f"name {node.id!r} that is neither a parameter, a local nor an import"
+        inner = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
         for node in ast.walk(stmt):
-            if isinstance(node, ast.Attribute):
+            if isinstance(node, ast.Attribute) and id(node) not in inner:  # whole chains only
                 dotted = _dotted(node, bound)
                 if dotted and not dotted.startswith(_OP_NAMESPACES):
                     parts = dotted.split(".")

@@ -123,8 +123,10 @@ def _build() -> tuple[
 
 
 _ALLOW_EXACT, _ALLOW_SUBTREE, _DENY_WHOLE, _DENY_NAMED = _build()
-_DENY_NOTES = {d.module: d.note for d in DENIED if d.note}
+_DENY_NOTES = {d.module: d.note for d in DENIED if d.note and d.names is None}
+_DENY_NAME_NOTES = {(d.module, n): d.note for d in DENIED if d.note and d.names is not None for n in d.names}
 _DENY_PATTERNS = tuple((_globs(d.modules), re.compile(d.names), d.category) for d in DENIED_PATTERNS)
+_DENY_PATTERN_NOTES = tuple((_globs(d.modules), re.compile(d.names), d.note) for d in DENIED_PATTERNS)
 _KNOWN_TOP = (
     frozenset(sys.stdlib_module_names) | {m.split(".")[0] for m in _DENY_WHOLE} | {m.split(".")[0] for m in _DENY_NAMED}
 )
@@ -233,14 +235,14 @@ def classify(module: str | None, name: str | None) -> Resolution:
     worst: Resolution | None = None
     category = denied(module, name)
     if category is not None:
-        worst = Resolution(module, name, Tier.DENIED, category, _note(module), via, behaviour)
+        worst = Resolution(module, name, Tier.DENIED, category, _note(module, name), via, behaviour)
     crossing = ""
     if len(parts) > 1:
         for target, rest, crosses in _walks(module, parts):
             category = denied(target, rest)
             if category is not None and (worst is None or _gravity(category) > _gravity(worst.category)):
                 hop = f"{module}.{name} reaches {target}.{rest}"
-                worst = Resolution(target, rest, Tier.DENIED, category, _note(target), _join(via, hop), behaviour)
+                worst = Resolution(target, rest, Tier.DENIED, category, _note(target, rest), _join(via, hop), behaviour)
             if crosses and not crossing:
                 crossing = f"{module}.{name} walks into module {target}"
     if worst is not None:
@@ -266,7 +268,13 @@ def _gravity(category: Category | None) -> int:
     return CATEGORY_RULES[category].severity if category is not None else -1
 
 
-def _note(module: str) -> str:
+def _note(module: str, name: str = "") -> str:
+    note = _DENY_NAME_NOTES.get((module, name.split(".", 1)[0]))
+    if note:
+        return note
+    for modules, names, text in _DENY_PATTERN_NOTES:
+        if modules.fullmatch(module) and names.fullmatch(name.split(".", 1)[0]):
+            return text
     for prefix in _prefixes(module):
         if prefix in _DENY_NOTES:
             return _DENY_NOTES[prefix]

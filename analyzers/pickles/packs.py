@@ -402,7 +402,8 @@ DENIED: tuple[Deny, ...] = (
     Deny(
         "torch.fx.graph_module",
         _n(
-            "_exec_with_source _forward_from_src _method_from_src reduce_package_graph_module reduce_deploy_graph_module"
+            "_exec_with_source _forward_from_src _method_from_src "
+            "reduce_package_graph_module reduce_deploy_graph_module"
         ),
         C.EXEC,
         "torch.fx code generation: compiles and runs the source it is given",
@@ -515,10 +516,15 @@ DENIED_PATTERNS: tuple[DenyPattern, ...] = (
     DenyPattern("*.loky *.loky.*", r".+", C.PROCESS, "vendored loky: process pools and a copy of pickle.loads"),
     DenyPattern(
         "numpy numpy.*",
-        r"load|loads|fromfile|fromregex|loadtxt|genfromtxt|save|savez|savez_compressed|"
-        r"savetxt|tofile|read_array|write_array|open_memmap",
+        r"load|loads|fromfile|fromregex|loadtxt|genfromtxt|read_array|open_memmap",
         C.NESTED,
-        "numpy loaders and writers, public or privately renamed (numpy.lib._npyio_impl...)",
+        "numpy loaders, public or privately renamed (numpy.lib._npyio_impl...)",
+    ),
+    DenyPattern(
+        "numpy numpy.*",
+        r"save|savez|savez_compressed|savetxt|tofile|write_array|dump",
+        C.FILESYSTEM,
+        "numpy writers, public or privately renamed",
     ),
     DenyPattern(
         "torch torch.*",
@@ -864,6 +870,26 @@ PACKS: tuple[Pack, ...] = (
             Allow("sklearn.utils._bunch", _n("Bunch"), "attribute bags"),
             Allow("sklearn.utils", _n("Bunch"), "attribute bags"),
             Pattern("sklearn.utils._tags", CLASS, "estimator tag dataclasses"),
+            Allow(
+                "sklearn.utils._metadata_requests",
+                _n("MetadataRequest MethodMetadataRequest MetadataRouter MethodMapping MethodPair RouterMappingPair"),
+                "metadata-routing records of meta-estimators: dictionaries of parameter names",
+            ),
+            Allow(
+                "sklearn.cluster._kmeans",
+                _n("_kmeans_single_lloyd _kmeans_single_elkan"),
+                "k-means inner loops referenced as values by BisectingKMeans: numeric kernels",
+            ),
+            Allow(
+                "sklearn.feature_selection._univariate_selection",
+                _n("f_classif f_regression chi2 r_regression f_oneway"),
+                "score functions held by univariate selectors: arrays in, statistics out",
+            ),
+            Allow(
+                "sklearn.feature_selection._mutual_info",
+                _n("mutual_info_classif mutual_info_regression"),
+                "score functions held by univariate selectors: arrays in, statistics out",
+            ),
             Allow("sklearn.base", _n("BaseEstimator"), "estimator base class"),
         ),
     ),
@@ -908,6 +934,12 @@ PACKS: tuple[Pack, ...] = (
                 "frozen distributions",
             ),
             Pattern("scipy.stats._continuous_distns", CLASS, "distribution classes"),
+            Allow("scipy.interpolate._bsplines", _n("BSpline"), "B-spline coefficients (sklearn SplineTransformer)"),
+            Allow(
+                "scipy._lib.array_api_compat.numpy._aliases",
+                _n("asarray"),
+                "array-namespace asarray referenced by fitted estimators: builds an array from data",
+            ),
             Pattern(
                 "scipy.stats._continuous_distns scipy.stats._discrete_distns",
                 r"[a-z][a-z0-9]*_gen",
