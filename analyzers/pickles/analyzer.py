@@ -364,7 +364,7 @@ class _Listener(Events):
             use.more_calls += 1
             return None
         called = _is_call(shape, res, args, kwargs)
-        danger = self._danger(args, kwargs) if called else ""
+        danger = self._danger(args, kwargs) if called and res.tier is not Tier.DENIED else ""
         record = _CallRecord(shape, text, self.map(offset), called=called, danger=danger)
         use.calls.append(record)
         return record

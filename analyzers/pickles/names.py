@@ -85,6 +85,9 @@ class _CompiledPattern:
     roots: tuple[str, ...]  # literal module prefixes before the first wildcard
 
 
+_TEST_MODULES = re.compile(r"(?:^|\.)(?:tests?|testing|_testing|conftest)(?:\.|$)")
+
+
 def _globs(text: str) -> re.Pattern[str]:
     return re.compile("|".join(fnmatch.translate(g) for g in text.split()))
 
@@ -183,8 +186,8 @@ def allowed(module: str, name: str) -> str | None:
     reason = _ALLOW_EXACT.get((module, name))
     if reason is not None:
         return reason
-    if not name or "." in name:
-        return None
+    if not name or "." in name or _TEST_MODULES.search(module):
+        return None  # patterns never reach a library's test helpers
     for pattern in _ALLOW_SUBTREE:
         if (
             pattern.modules.fullmatch(module)
