@@ -575,6 +575,11 @@ _TORCH_STORAGES = (
     "QInt32Storage QUInt4x2Storage QUInt2x4Storage UntypedStorage TypedStorage"
 )
 
+_PANDAS = (
+    "pandas data structures, extension arrays, dtypes and block managers (the classes these modules define, "
+    "listed by tools/pack_audit.py; names they import from pandas.io are not listed)"
+)
+
 PACKS: tuple[Pack, ...] = (
     Pack(
         "python",
@@ -983,11 +988,101 @@ PACKS: tuple[Pack, ...] = (
                 ),
                 "pandas dtypes",
             ),
-            Pattern(
-                "pandas.core.frame pandas.core.series pandas.core.indexes.* pandas.core.arrays pandas.core.arrays.* "
-                "pandas.core.dtypes.* pandas.core.internals pandas.core.internals.* pandas.arrays",
-                CLASS,
-                "pandas data structures, extension arrays, dtypes and block managers",
+            Allow("pandas.core.arrays._arrow_string_mixins", _n("ArrowStringArrayMixin"), _PANDAS),
+            Allow("pandas.core.arrays._mixins", _n("NDArrayBackedExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.accessors", _n("ArrowAccessor ListAccessor StructAccessor"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.array", _n("ArrowExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.extension_types", _n("ArrowIntervalType ArrowPeriodType"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.base",
+                _n("ExtensionArray ExtensionArrayNaResult ExtensionOpsMixin ExtensionScalarOpsMixin"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.boolean", _n("BooleanArray BooleanDtype"), _PANDAS),
+            Allow("pandas.core.arrays.categorical", _n("Categorical CategoricalAccessor"), _PANDAS),
+            Allow("pandas.core.arrays.datetimelike", _n("DatelikeOps DatetimeLikeArrayMixin TimelikeOps"), _PANDAS),
+            Allow("pandas.core.arrays.datetimes", _n("DatetimeArray"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.floating",
+                _n("Float32Dtype Float64Dtype FloatingArray FloatingDtype"),
+                _PANDAS,
+            ),
+            Allow(
+                "pandas.core.arrays.integer",
+                _n(
+                    "Int16Dtype Int32Dtype Int64Dtype Int8Dtype IntegerArray IntegerDtype UInt16Dtype "
+                    "UInt32Dtype UInt64Dtype UInt8Dtype"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.interval", _n("IntervalArray"), _PANDAS),
+            Allow("pandas.core.arrays.masked", _n("BaseMaskedArray"), _PANDAS),
+            Allow("pandas.core.arrays.numeric", _n("NumericArray NumericDtype"), _PANDAS),
+            Allow("pandas.core.arrays.numpy_", _n("NumpyExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.period", _n("PeriodArray"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.sparse.accessor",
+                _n("BaseAccessor SparseAccessor SparseFrameAccessor"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.sparse.array", _n("SparseArray"), _PANDAS),
+            Allow("pandas.core.arrays.string_", _n("BaseStringArray StringArray StringDtype"), _PANDAS),
+            Allow("pandas.core.arrays.string_arrow", _n("ArrowStringArray"), _PANDAS),
+            Allow("pandas.core.arrays.timedeltas", _n("TimedeltaArray"), _PANDAS),
+            Allow("pandas.core.dtypes.base", _n("ExtensionDtype Registry StorageExtensionDtype"), _PANDAS),
+            Allow(
+                "pandas.core.dtypes.dtypes",
+                _n(
+                    "ArrowDtype BaseMaskedDtype CategoricalDtype CategoricalDtypeType DatetimeTZDtype "
+                    "IntervalDtype NumpyEADtype PandasExtensionDtype PeriodDtype SparseDtype"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.frame", _n("DataFrame _DuplicateColumnRecorder"), _PANDAS),
+            Allow(
+                "pandas.core.indexes.accessors",
+                _n(
+                    "ArrowTemporalProperties CombinedDatetimelikeProperties DatetimeProperties PeriodProperties "
+                    "Properties TimedeltaProperties"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.indexes.base", _n("Index"), _PANDAS),
+            Allow("pandas.core.indexes.category", _n("CategoricalIndex"), _PANDAS),
+            Allow("pandas.core.indexes.datetimelike", _n("DatetimeIndexOpsMixin DatetimeTimedeltaMixin"), _PANDAS),
+            Allow("pandas.core.indexes.datetimes", _n("DatetimeIndex"), _PANDAS),
+            Allow("pandas.core.indexes.extension", _n("ExtensionIndex NDArrayBackedExtensionIndex"), _PANDAS),
+            Allow("pandas.core.indexes.frozen", _n("FrozenList"), _PANDAS),
+            Allow("pandas.core.indexes.interval", _n("IntervalIndex"), _PANDAS),
+            Allow(
+                "pandas.core.indexes.multi",
+                _n(
+                    "MultiIndex MultiIndexPyIntEngine MultiIndexUInt16Engine MultiIndexUInt32Engine "
+                    "MultiIndexUInt64Engine MultiIndexUInt8Engine"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.indexes.period", _n("PeriodIndex"), _PANDAS),
+            Allow("pandas.core.indexes.range", _n("RangeIndex"), _PANDAS),
+            Allow("pandas.core.indexes.timedeltas", _n("TimedeltaIndex"), _PANDAS),
+            Allow("pandas.core.internals.api", _n("_DatetimeTZBlock"), _PANDAS),
+            Allow(
+                "pandas.core.internals.blocks",
+                _n("Block DatetimeLikeBlock EABackedBlock ExtensionBlock NDArrayBackedExtensionBlock NumpyBlock"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.internals.concat", _n("JoinUnit"), _PANDAS),
+            Allow("pandas.core.internals.managers", _n("BaseBlockManager BlockManager SingleBlockManager"), _PANDAS),
+            Allow("pandas.core.internals.ops", _n("BlockPairInfo"), _PANDAS),
+            Allow("pandas.core.series", _n("Series"), _PANDAS),
+            Allow(
+                "pandas.arrays",
+                _n(
+                    "ArrowExtensionArray ArrowStringArray BooleanArray Categorical DatetimeArray FloatingArray "
+                    "IntegerArray IntervalArray NumpyExtensionArray PeriodArray SparseArray StringArray "
+                    "TimedeltaArray"
+                ),
+                "pandas.arrays re-exports the extension array classes listed above under their public names",
             ),
             Allow("pandas.core.indexes.base", _n("_new_Index"), "index rebuilding (Index.__reduce__)"),
             Allow("pandas.core.internals.blocks", _n("new_block"), "block rebuilding"),
