@@ -806,6 +806,7 @@ def _use_findings(use: _Use, at: Callable[[int], str]) -> list[Finding]:
                 f"unknown {kind} {dotted}{via} is called while unpickling{detail}{uses}: no allowlist pack "
                 f"vouches for it, so what it does with these arguments is unknown{why}",
                 severity=raised,
+                code_module="" if danger else res.module or "",  # shipped with the model: scanned there
             )
         ]
     return [
