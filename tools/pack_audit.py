@@ -404,6 +404,8 @@ def audit_allow(pack: str, entry: Allow) -> Result:
         owner_module, _, qual = origin.rpartition(":")
         src = module_source(owner_module)
         node = _find(src, qual) if src is not None else None
+        if node is None:  # a class whose __module__ is its package's public face (pandas.DataFrame)
+            src, node = _source_of(obj, qual)
         if node is None:
             compiled += 1
             continue
@@ -415,6 +417,29 @@ def audit_allow(pack: str, entry: Allow) -> Result:
     elif compiled and result.status == "pass":
         result.examples.append(f"{compiled} compiled (no Python source)")
     return result
+
+
+def _source_of(obj: object, qual: str) -> tuple[ModuleSource | None, ast.AST | None]:
+    """The module source that defines ``obj`` found through its source file, when ``__module__`` does not say."""
+    path = None
+    if inspect.isclass(obj):  # inspect finds a class's file through __module__, which may be the package face
+        for member in vars(obj).values():
+            code = getattr(getattr(member, "__func__", member), "__code__", None)
+            if code is not None:
+                path = code.co_filename
+                break
+    else:
+        code = getattr(obj, "__code__", None)
+        path = code.co_filename if code is not None else None
+    if not path or not path.endswith(".py"):
+        return None, None
+    module = next(
+        (name for name, mod in list(sys.modules.items()) if getattr(mod, "__file__", None) == path),
+        f"<{path}>",
+    )
+    src = module_source(module, path)
+    node = _find(src, qual) if src else None
+    return src, node
 
 
 def _origin(obj: object, module: str, name: str) -> str:
