@@ -45,6 +45,8 @@ from ..core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, sniff
 from ..core.registry import Probe, register, register_probe
 from ..core.walker import Malformed, ScanContext
 from ..embedded_code.marshal_names import CodeInfo, dangerous_code_names, parse_code
+from .evidence import risky_text
+from .fx_code import fx_source_problem
 from .joblib_arrays import inline_data
 from .names import KNOWN_NAMES, Resolution, Tier, classify
 from .packs import ANALYZER, CATEGORY_RULES, Behaviour, Category
@@ -85,9 +87,24 @@ UNTRACKED_NAME = Rule(
     "MLG-PKL-024", Severity.MEDIUM, "Pickle value needed for a name was dropped by a budget", ANALYZER, incomplete=True
 )
 STRUCTURE = Rule("MLG-PKL-025", Severity.MEDIUM, "Pickle structure no standard pickler writes", ANALYZER)
+FX_SOURCE = Rule(
+    "MLG-PKL-027", Severity.CRITICAL, "torch.fx GraphModule source that torch would not generate runs at load", ANALYZER
+)
+CALLS_UNKNOWN = Rule(
+    "MLG-PKL-026",
+    Severity.HIGH,
+    "Pickle calls a function, method or class no allowlist pack knows, with arguments from the file",
+    ANALYZER,
+)
 
 CALLS_REPORTED = 8
 """Distinct calls reported per denied global per file (the rest are counted)."""
+KEEP_ARGS = 16
+"""Arguments (and items of list/tuple arguments) examined for code, shell lines, paths and URLs."""
+_CALL_SHAPES = frozenset({"REDUCE", "INST", "OBJ"})
+"""Opcodes that call the global itself (a function runs, a class's __new__ and __init__ run)."""
+_NEW_SHAPES = frozenset({"NEWOBJ", "NEWOBJ_EX"})
+"""Opcodes that run only ``cls.__new__(cls, *args)``: a call when the file passes arguments."""
 MAX_DECODED = 64 * MiB
 """Largest payload decoded from a literal (base64, zlib...) to scan it."""
 MAX_CUT_PASSES = 4
@@ -181,6 +198,8 @@ class _CallRecord:
     offset: int
     note: str = ""  # nested payload outcome, code names...
     lookup: str = ""  # getattr(allowed global, name) that resolved to this allowed name
+    called: bool = False  # the global itself runs with the file's arguments (not only reconstructed)
+    danger: str = ""  # why an argument looks like code, a shell line, a sensitive path or a URL
 
 
 @dataclass
@@ -344,9 +363,28 @@ class _Listener(Events):
         if len(use.calls) >= CALLS_REPORTED:
             use.more_calls += 1
             return None
-        record = _CallRecord(shape, text, self.map(offset))
+        called = _is_call(shape, res, args, kwargs)
+        danger = self._danger(args, kwargs) if called and res.tier is not Tier.DENIED else ""
+        record = _CallRecord(shape, text, self.map(offset), called=called, danger=danger)
         use.calls.append(record)
         return record
+
+    def _danger(self, args: object, kwargs: object) -> str:
+        """Why one of the literal arguments looks like code, a shell line, a sensitive path or a URL ("" if none)."""
+        values: list[object] = list(args) if type(args) is tuple else [args]
+        if type(kwargs) is dict:
+            values.extend(v for k, v in kwargs.items() if k is not MORE)
+        for value in values[:KEEP_ARGS]:
+            items = list(value)[:KEEP_ARGS] if type(value) in (list, tuple) else [value]
+            for item in items:
+                literal = self.scan.evaluate(item)
+                if type(literal) is bytes:
+                    literal = literal[:4096].decode("latin-1")
+                if type(literal) is str:
+                    why = risky_text(literal)
+                    if why:
+                        return why
+        return ""
 
     def _behave(
         self,
@@ -421,11 +459,35 @@ class _Listener(Events):
                     if record is not None:
                         record.note = _code_note(code)
             return result
+        if behaviour is Behaviour.FX_CODE:
+            self._fx_code(res, argv, offset)
+            return result
         if behaviour is Behaviour.EXTENSION and len(argv) >= 3:
             module, name, code = (self.scan.evaluate(a) for a in argv[:3])
             if type(module) is str and type(name) is str and type(code) is int:
                 self.registry[code] = (module, name)
         return None
+
+    def _fx_code(self, res: Resolution, argv: tuple[object, ...], offset: int) -> None:
+        """reduce_graph_module(body, import_block) compiles and runs import_block + body["_code"]."""
+        body = argv[0] if argv else None
+        code = None
+        if type(body) is dict:
+            code = self.scan.evaluate(body.get("_code") or body.get("code"))
+        imports = self.scan.evaluate(argv[1]) if len(argv) > 1 else None
+        if type(code) is not str or type(imports) is not str:
+            problem = "its source is not literal text this scan can read"
+        else:
+            problem = fx_source_problem(imports, code)
+        if problem:
+            shown = f": {render(code, 160)}" if type(code) is str else ""
+            self._add(
+                FX_SOURCE.finding(
+                    self._at(self.map(offset)),
+                    f"{res.dotted} compiles and runs the GraphModule's Python source when unpickled, and that source "
+                    f"is not what torch.fx generates ({problem}){shown}",
+                )
+            )
 
     def _getattr(self, obj: object, name: object, offset: int) -> Global:
         if type(name) is not str:
@@ -709,35 +771,85 @@ def _use_findings(use: _Use, at: Callable[[int], str]) -> list[Finding]:
                 message += f" (and {use.more_calls} more calls)"
             out.append(rule.finding(at(record.offset), message))
         return out
-    first = use.calls[0] if use.calls else None
+    calls = [r for r in use.calls if r.called]
+    first = calls[0] if calls else (use.calls[0] if use.calls else None)
     if first is None:
         detail = ""
     elif res.module is None:
         detail = f"; called via {first.shape} with ({first.text})"
     else:
-        detail = "".join(f"; {_describe(r, dotted)}" for r in use.calls[:3])
+        shown = calls[:3] + [r for r in use.calls if not r.called][: max(0, 3 - len(calls))]
+        detail = "".join(f"; {_describe(r, dotted)}" for r in shown)
     uses = f" ({use.count} uses)" if use.count > 1 else ""
     where = at(first.offset if first else use.offset)
+    danger = next((r.danger for r in calls if r.danger), "")
+    raised = Severity.CRITICAL if danger else None
+    why = _why(res, calls, danger)
     if res.tier is Tier.STDLIB:
         return [
             UNKNOWN_STDLIB.finding(
                 where,
                 f"standard-library global {dotted} is not in any allowlist pack{via}"
-                f"{detail}{uses}: stdlib helpers are the usual scanner bypass",
+                f"{detail}{uses}: stdlib helpers are the usual scanner bypass{why}",
+                severity=raised,
             )
         ]
     if res.tier is Tier.CROSSING:
-        return [CROSSING.finding(where, f"{use.written}: {res.reason}{detail}{uses}")]
+        return [CROSSING.finding(where, f"{use.written}: {res.reason}{detail}{uses}{why}", severity=raised)]
     if res.tier is Tier.UNRESOLVED:
-        return [UNRESOLVED.finding(where, f"{use.written}: {res.reason}{detail}")]
+        return [UNRESOLVED.finding(where, f"{use.written}: {res.reason}{detail}{why}", severity=raised)]
+    if calls:
+        kind = "method" if "." in (res.name or "") else "callable"
+        return [
+            CALLS_UNKNOWN.finding(
+                where,
+                f"unknown {kind} {dotted}{via} is called while unpickling{detail}{uses}: no allowlist pack "
+                f"vouches for it, so what it does with these arguments is unknown{why}",
+                severity=raised,
+                code_module="" if danger else res.module or "",  # shipped with the model: scanned there
+            )
+        ]
     return [
         UNKNOWN_GLOBAL.finding(
             where,
-            f"unknown global {dotted}{via}{detail}{uses}: code the loading program "
-            "imports from this module runs; review or add it to a pack",
+            f"unknown global {dotted}{via}{detail}{uses}: "
+            + (
+                "only reconstructed (its __new__ without arguments from the file and/or plain state set by BUILD), "
+                "never called, so medium; "
+                if use.calls
+                else "only referenced, never called, so medium; "
+            )
+            + "importing its module still runs that module's code: review it or add it to a pack",
             code_module=res.module or "",
         )
     ]
+
+
+def _is_call(shape: str, res: Resolution, args: object, kwargs: object) -> bool:
+    """Whether ``shape`` runs the global itself with what the file chose, rather than rebuilding an object.
+
+    REDUCE, INST and OBJ call it (a function runs; a class runs ``__new__`` and ``__init__``).
+    NEWOBJ/NEWOBJ_EX run only ``__new__``: a call when the file passes arguments. A dotted name
+    (``Class.method``) is a method: any call shape runs that method. BUILD and item assignment on
+    an object of the class set plain state.
+    """
+    if shape in _CALL_SHAPES:
+        return True
+    if shape in _NEW_SHAPES:
+        has_args = (type(args) is tuple and len(args) > 0) or (type(kwargs) is dict and len(kwargs) > 0)
+        return has_args or "." in (res.name or "")
+    return False
+
+
+def _why(res: Resolution, calls: list[_CallRecord], danger: str) -> str:
+    """The reason for the severity, appended to every message of a non-denied global."""
+    if not calls:
+        return ""
+    if danger:
+        return f" ({danger}, so critical)"
+    if "." in (res.name or ""):
+        return " (a dotted name is a method of the class reached, called with the file's arguments, so high)"
+    return " (called with arguments the file chose, so high)"
 
 
 def code_from_fields(args: tuple[object, ...]) -> CodeInfo | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import _compat_pickle
 import enum
+import fnmatch
+import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,11 +28,13 @@ from .packs import (
     CATEGORY_RULES,
     DENIED,
     DENIED_ATTRIBUTES,
+    DENIED_PATTERNS,
     PACKS,
     PURE_DECODERS,
     Allow,
     Behaviour,
     Category,
+    Pattern,
 )
 
 MAX_PARTS = 16
@@ -72,15 +76,42 @@ def _prefixes(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
+@dataclass(frozen=True)
+class _CompiledPattern:
+    modules: re.Pattern[str]
+    exclude: re.Pattern[str] | None
+    names: re.Pattern[str]
+    reason: str
+    roots: tuple[str, ...]  # literal module prefixes before the first wildcard
+
+
+_TEST_MODULES = re.compile(r"(?:^|\.)(?:tests?|testing|_testing|conftest)(?:\.|$)")
+
+
+def _globs(text: str) -> re.Pattern[str]:
+    return re.compile("|".join(fnmatch.translate(g) for g in text.split()))
+
+
+def _compile(pattern: Pattern) -> _CompiledPattern:
+    roots = tuple(g.split("*", 1)[0].rstrip(".") for g in pattern.modules.split())
+    return _CompiledPattern(
+        _globs(pattern.modules),
+        _globs(pattern.exclude) if pattern.exclude else None,
+        re.compile(pattern.names),
+        pattern.reason,
+        roots,
+    )
+
+
 def _build() -> tuple[
-    dict[tuple[str, str], str], dict[str, str], dict[str, Category], dict[str, list[tuple[str, Category]]]
+    dict[tuple[str, str], str], list[_CompiledPattern], dict[str, Category], dict[str, list[tuple[str, Category]]]
 ]:
     exact: dict[tuple[str, str], str] = {}
-    subtree: dict[str, str] = {}
-    entries: list[Allow] = [e for pack in PACKS for e in pack.entries] + list(PURE_DECODERS)
+    subtree: list[_CompiledPattern] = []
+    entries: list[Allow | Pattern] = [e for pack in PACKS for e in pack.entries] + list(PURE_DECODERS)
     for entry in entries:
-        if entry.names is None:
-            subtree[entry.module] = entry.reason
+        if isinstance(entry, Pattern):
+            subtree.append(_compile(entry))
         else:
             for name in entry.names:
                 exact.setdefault((entry.module, name), entry.reason)
@@ -95,7 +126,10 @@ def _build() -> tuple[
 
 
 _ALLOW_EXACT, _ALLOW_SUBTREE, _DENY_WHOLE, _DENY_NAMED = _build()
-_DENY_NOTES = {d.module: d.note for d in DENIED if d.note}
+_DENY_NOTES = {d.module: d.note for d in DENIED if d.note and d.names is None}
+_DENY_NAME_NOTES = {(d.module, n): d.note for d in DENIED if d.note and d.names is not None for n in d.names}
+_DENY_PATTERNS = tuple((_globs(d.modules), re.compile(d.names), d.category) for d in DENIED_PATTERNS)
+_DENY_PATTERN_NOTES = tuple((_globs(d.modules), re.compile(d.names), d.note) for d in DENIED_PATTERNS)
 _KNOWN_TOP = (
     frozenset(sys.stdlib_module_names) | {m.split(".")[0] for m in _DENY_WHOLE} | {m.split(".")[0] for m in _DENY_NAMED}
 )
@@ -107,7 +141,7 @@ KNOWN_NAMES = (
         for module, names in [(m, ()) for m in _DENY_WHOLE]
         + [(m, [n for n, _ in v]) for m, v in _DENY_NAMED.items()]
         + [(m, [n]) for m, n in _ALLOW_EXACT]
-        + [(m, ()) for m in _ALLOW_SUBTREE]
+        + [(root, ()) for p in _ALLOW_SUBTREE for root in p.roots]
         for part in [module, *module.split("."), *names, *(p for n in names for p in n.split("."))]
     )
     | _STDLIB
@@ -139,23 +173,34 @@ def denied(module: str, name: str) -> Category | None:
     for denied_name, category in _DENY_NAMED.get(module, ()):
         if name == denied_name or name.startswith(denied_name + "."):
             return category
+    for modules, names, category in _DENY_PATTERNS:
+        if modules.fullmatch(module) and names.fullmatch(name.split(".", 1)[0]):
+            return category
     if "." in name:
         return DENIED_ATTRIBUTES.get(name.rsplit(".", 1)[1])
     return None
 
 
 def allowed(module: str, name: str) -> str | None:
-    """The pack reason allowing ``module.name``, or None. Subtree entries allow undotted names only."""
+    """The pack reason allowing ``module.name``, or None. Pattern entries allow undotted names only."""
     reason = _ALLOW_EXACT.get((module, name))
     if reason is not None:
         return reason
-    if "." in name:
-        return None
-    for prefix in _prefixes(module):
-        reason = _ALLOW_SUBTREE.get(prefix)
-        if reason is not None:
-            return reason
+    if not name or "." in name or _TEST_MODULES.search(module):
+        return None  # patterns never reach a library's test helpers
+    for pattern in _ALLOW_SUBTREE:
+        if (
+            pattern.modules.fullmatch(module)
+            and not (pattern.exclude is not None and pattern.exclude.fullmatch(module))
+            and pattern.names.fullmatch(name)
+        ):
+            return pattern.reason
     return None
+
+
+def _named_deny(module: str, name: str) -> bool:
+    """Whether ``module.name`` is denied by name (not only because its module is denied as a whole)."""
+    return any(name == n or name.startswith(n + ".") for n, _ in _DENY_NAMED.get(module, ()))
 
 
 def is_stdlib(module: str) -> bool:
@@ -186,17 +231,21 @@ def classify(module: str | None, name: str | None) -> Resolution:
     parts = name.split(".") if name else []
     if len(parts) > MAX_PARTS:
         return Resolution(module, name, Tier.CROSSING, reason=f"dotted name with {len(parts)} parts", via=via)
+    exact = _ALLOW_EXACT.get((module, name))
+    if exact is not None and not _named_deny(module, name):
+        # a pack entry naming this exact qualname overrides a whole-module deny (torch._C.Generator)
+        return Resolution(module, name, Tier.ALLOWED, reason=exact, via=via, behaviour=behaviour)
     worst: Resolution | None = None
     category = denied(module, name)
     if category is not None:
-        worst = Resolution(module, name, Tier.DENIED, category, _note(module), via, behaviour)
+        worst = Resolution(module, name, Tier.DENIED, category, _note(module, name), via, behaviour)
     crossing = ""
     if len(parts) > 1:
         for target, rest, crosses in _walks(module, parts):
             category = denied(target, rest)
             if category is not None and (worst is None or _gravity(category) > _gravity(worst.category)):
                 hop = f"{module}.{name} reaches {target}.{rest}"
-                worst = Resolution(target, rest, Tier.DENIED, category, _note(target), _join(via, hop), behaviour)
+                worst = Resolution(target, rest, Tier.DENIED, category, _note(target, rest), _join(via, hop), behaviour)
             if crosses and not crossing:
                 crossing = f"{module}.{name} walks into module {target}"
     if worst is not None:
@@ -222,7 +271,13 @@ def _gravity(category: Category | None) -> int:
     return CATEGORY_RULES[category].severity if category is not None else -1
 
 
-def _note(module: str) -> str:
+def _note(module: str, name: str = "") -> str:
+    note = _DENY_NAME_NOTES.get((module, name.split(".", 1)[0]))
+    if note:
+        return note
+    for modules, names, text in _DENY_PATTERN_NOTES:
+        if modules.fullmatch(module) and names.fullmatch(name.split(".", 1)[0]):
+            return text
     for prefix in _prefixes(module):
         if prefix in _DENY_NOTES:
             return _DENY_NOTES[prefix]

@@ -3,10 +3,16 @@
 Three tiers (docs/rules.md, Pickle): a global is *allowed* when a pack below lists
 it (every entry says why it is safe), *denied* when a category below lists it
 (the category sets severity and explains the danger), and *unknown* otherwise.
-Packs are grouped per library. A pack entry with names lists exact qualnames;
-an entry without names allows every plain (undotted) name in that module and
-its submodules, for packages that contain only data classes. Deny entries
-without names cover the module and all its submodules.
+Packs are grouped per library. Every allow entry names what it allows: an
+``Allow`` lists exact qualnames of one module; a ``Pattern`` is an explicit,
+reasoned pattern (module globs plus a regular expression over undotted names,
+class-shaped by default) for families of classes such as every ``torch.nn``
+layer. There are no whole-subtree allowances: a re-exported helper in a module
+full of classes is not allowed by the classes' entry. ``tools/pack_audit.py``
+imports every name the packs allow in the installed libraries and reads its
+source; its report (``pack_audit.md`` next to this file) must show no
+unjustified entry. Deny entries without names cover the module and all its
+submodules; ``DENIED_PATTERNS`` deny a name wherever a library vendors it.
 
 This module is data only; ``names`` builds the lookup from it.
 """
@@ -62,11 +68,27 @@ CATEGORY_RULES: dict[Category, Rule] = {
 
 @dataclass(frozen=True)
 class Allow:
-    """Allowed globals: ``names`` in ``module`` (or, with no names, the module's subtree)."""
+    """Allowed globals: the exact qualnames ``names`` of ``module``."""
 
     module: str
-    names: tuple[str, ...] | None
+    names: tuple[str, ...]
     reason: str
+
+
+CLASS = r"_?[A-Z][A-Za-z0-9]*"
+"""Class-shaped names (``Linear``, ``LSTM``, ``_BatchNorm``): no underscores inside, so no CONSTANT_NAMES, and
+no lowercase functions (the re-exported helpers that subtree allowances used to let through)."""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Allowed globals by an explicit pattern: modules matching one of the space-separated globs ``modules``
+    (``fnmatch``; ``*`` spans dots) and none of ``exclude``, and undotted names fully matching ``names``."""
+
+    modules: str
+    names: str
+    reason: str
+    exclude: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,7 @@ class Pack:
     """The allowlist entries one library's pickles need."""
 
     library: str
-    entries: tuple[Allow, ...]
+    entries: tuple[Allow | Pattern, ...]
 
 
 def _n(text: str) -> tuple[str, ...]:
@@ -110,6 +132,7 @@ class Behaviour(enum.Enum):
     MARSHAL = "marshal"  # marshal.loads(bytes): a code object
     ARRAY_WRAPPER = "array_wrapper"  # joblib NumpyArrayWrapper: array bytes follow its BUILD inline
     EXTENSION = "extension"  # copyreg.add_extension(module, name, code): registers an EXT code
+    FX_CODE = "fx_code"  # torch.fx reduce_graph_module(body, import_block): runs body["_code"] (checked by fx_code)
 
 
 # --- module aliases -----------------------------------------------------------------------------
@@ -373,6 +396,62 @@ DENIED: tuple[Deny, ...] = (
     Deny("_testinternalcapi", None, C.FFI),
     Deny("faulthandler", None, C.FFI),
     Deny("resource", None, C.FFI),
+    # --- by behaviour class, in the libraries the allow packs cover (issue 14) ---
+    # code generation and execution
+    Deny("dill._dill", _n("_eval_repr"), C.EXEC, "evaluates a repr string"),
+    Deny(
+        "torch.fx.graph_module",
+        _n(
+            "_exec_with_source _forward_from_src _method_from_src "
+            "reduce_package_graph_module reduce_deploy_graph_module"
+        ),
+        C.EXEC,
+        "torch.fx code generation: compiles and runs the source it is given",
+    ),
+    Deny("torch.fx.experimental", None, C.EXEC_STRING, "symbolic-shape guards are evaluated as code"),
+    Deny("torch._export", None, C.EXEC, "export/serde rebuilds and runs graph code"),
+    Deny("pandas", _n("eval"), C.EXEC_STRING),
+    Deny("pandas.core.computation", None, C.EXEC_STRING, "DataFrame.eval/query expression engines"),
+    # dynamic import and module loading
+    Deny("transformers.utils.import_utils", None, C.DYNAMIC, "lazy module loader imports by name"),
+    Deny("dill.source", None, C.DYNAMIC, "imports and reads source by name"),
+    # process and shell
+    Deny("gensim.utils", _n("check_output"), C.PROCESS, "wraps subprocess.Popen"),
+    Deny("joblib.externals", None, C.PROCESS, "vendored loky: process pools and a copy of pickle.loads"),
+    Deny("joblib.pool", None, C.PROCESS),
+    Deny("joblib._parallel_backends", None, C.PROCESS),
+    Deny("joblib.executor", None, C.PROCESS),
+    Deny("sklearn.utils._testing", None, C.HIDDEN_SHELL, "assert_run_python_script runs an interpreter"),
+    Deny("xgboost.tracker", None, C.NETWORK, "RabitTracker opens sockets"),
+    Deny("xgboost.collective", None, C.NETWORK),
+    Deny("xgboost.dask", None, C.NETWORK),
+    Deny("xgboost.spark", None, C.NETWORK),
+    Deny("lightgbm.dask", None, C.NETWORK),
+    # file write and delete
+    Deny("torch", _n("save"), C.FILESYSTEM),
+    Deny("torch.serialization", _n("save _save _legacy_save _open_file _open_zipfile_writer"), C.FILESYSTEM),
+    Deny("joblib", _n("dump Memory"), C.FILESYSTEM),
+    Deny("joblib.numpy_pickle", _n("dump"), C.FILESYSTEM),
+    Deny("joblib.memory", None, C.FILESYSTEM),
+    Deny("joblib._store_backends", None, C.FILESYSTEM),
+    Deny("dill", _n("dump dump_session dump_module"), C.FILESYSTEM),
+    Deny("dill._dill", _n("dump dump_session dump_module"), C.FILESYSTEM),
+    Deny("dill.temp", None, C.FILESYSTEM, "dumps to and loads from temporary files"),
+    Deny("gensim.utils", _n("pickle"), C.FILESYSTEM, "pickles an object to a path"),
+    Deny("sklearn.datasets", _n("dump_svmlight_file"), C.FILESYSTEM),
+    # network fetch
+    Deny("numpy.lib._datasource", None, C.NETWORK, "DataSource/open fetch URLs and cache them on disk"),
+    Deny("gensim.downloader", None, C.NETWORK),
+    Deny("transformers.utils.hub", None, C.NETWORK),
+    Deny("transformers", _n("pipeline"), C.NESTED, "downloads and loads models by name"),
+    Deny("transformers.pipelines", _n("pipeline"), C.NESTED),
+    # nested deserialisation (private and vendored copies)
+    Deny("numpy.lib._format_impl", _n("read_array open_memmap write_array"), C.NESTED, "numpy 2 rename of lib.format"),
+    Deny("numpy.lib._utils_impl", _n("_opt_info"), C.NESTED),
+    Deny("pandas.compat.pickle_compat", None, C.NESTED, "pandas' compatibility unpickler"),
+    Deny("joblib.numpy_pickle_compat", _n("load_compatibility read_zfile read_array"), C.NESTED),
+    Deny("gensim.utils", _n("unpickle open open_file"), C.NESTED, "unpickles a path or URL (smart_open)"),
+    Deny("transformers.modeling_utils", _n("load_state_dict"), C.NESTED, "torch.load of a checkpoint path"),
     # scanner interference
     Deny("fickling", None, C.SCANNER),
     Deny("picklescan", None, C.SCANNER),
@@ -398,7 +477,77 @@ DENIED_ATTRIBUTES: dict[str, Category] = {
     "__builtins__": C.DYNAMIC,
     "__init_subclass__": C.DYNAMIC,
 }
-"""Attribute names denied as the last part of any dotted qualname (``SomeModel.from_pretrained``)."""
+for _attr in (
+    "load loads load_model load_word2vec_format load_from_disk from_file read_pickle read_array _load "
+    "load_state_dict_from_url load_pretrained load_checkpoint"
+).split():
+    DENIED_ATTRIBUTES.setdefault(_attr, C.NESTED)  # a model class's load accepting a path or URL
+for _attr in (
+    "to_pickle to_csv to_parquet to_json to_excel to_hdf to_feather to_sql to_stata to_orc to_xml to_html "
+    "to_latex to_markdown to_clipboard tofile dump save savez save_pretrained save_model save_config "
+    "save_word2vec_format write_text write_bytes to_netcdf"
+).split():
+    DENIED_ATTRIBUTES.setdefault(_attr, C.FILESYSTEM)  # DataFrame/ndarray/model methods writing to a path
+for _attr in ("eval", "query", "exec", "run_code"):
+    DENIED_ATTRIBUTES.setdefault(_attr, C.EXEC_STRING)  # DataFrame.eval/query evaluate expressions
+"""Attribute names denied as the last part of any dotted qualname (``SomeModel.from_pretrained``,
+``DataFrame.to_csv``, ``Word2Vec.load``): a method reached through a class is a call of that method."""
+
+
+@dataclass(frozen=True)
+class DenyPattern:
+    """Denied wherever a library vendors or re-exports it: modules matching the globs ``modules``
+    (``fnmatch``, ``*`` spans dots), names fully matching the regular expression ``names``."""
+
+    modules: str
+    names: str
+    category: Category
+    note: str = ""
+
+
+DENIED_PATTERNS: tuple[DenyPattern, ...] = (
+    DenyPattern(
+        "*cloudpickle *cloudpickle.*",
+        r"loads?",
+        C.NESTED,
+        "cloudpickle.loads is pickle.loads (vendored by joblib, ray, pyspark, srsly...)",
+    ),
+    DenyPattern("*dill *dill.*", r"loads?|load_session|load_module|_eval_repr", C.NESTED, "vendored dill loaders"),
+    DenyPattern("*.loky *.loky.*", r".+", C.PROCESS, "vendored loky: process pools and a copy of pickle.loads"),
+    DenyPattern(
+        "numpy numpy.*",
+        r"load|loads|fromfile|fromregex|loadtxt|genfromtxt|read_array|open_memmap",
+        C.NESTED,
+        "numpy loaders, public or privately renamed (numpy.lib._npyio_impl...)",
+    ),
+    DenyPattern(
+        "numpy numpy.*",
+        r"save|savez|savez_compressed|savetxt|tofile|write_array|dump",
+        C.FILESYSTEM,
+        "numpy writers, public or privately renamed",
+    ),
+    DenyPattern(
+        "torch torch.*",
+        r"load|_load|_legacy_load|load_state_dict_from_url|download_url_to_file|"
+        r"_load_from_bytes_unsafe",
+        C.NESTED,
+        "torch loaders wherever torch re-exports them",
+    ),
+    DenyPattern(
+        "*",
+        r"get_class_from_dynamic_module|get_cached_module_file|get_class_in_module|"
+        r"resolve_trust_remote_code",
+        C.NESTED,
+        "transformers' remote-code loader, wherever re-exported",
+    ),
+    DenyPattern(
+        "sklearn.datasets sklearn.datasets.*",
+        r"fetch_\w+|load_svmlight_files?|load_files",
+        C.NETWORK,
+        "downloads data sets (and caches them on disk)",
+    ),
+)
+"""Deny rules that hold for private and vendored copies, not one module path."""
 
 
 # --- allowlist packs ----------------------------------------------------------------------------
@@ -424,6 +573,11 @@ _TORCH_STORAGES = (
     "FloatStorage DoubleStorage HalfStorage BFloat16Storage LongStorage IntStorage ShortStorage CharStorage "
     "ByteStorage BoolStorage ComplexFloatStorage ComplexDoubleStorage QUInt8Storage QInt8Storage "
     "QInt32Storage QUInt4x2Storage QUInt2x4Storage UntypedStorage TypedStorage"
+)
+
+_PANDAS = (
+    "pandas data structures, extension arrays, dtypes and block managers (the classes these modules define, "
+    "listed by tools/pack_audit.py; names they import from pandas.io are not listed)"
 )
 
 PACKS: tuple[Pack, ...] = (
@@ -502,7 +656,7 @@ PACKS: tuple[Pack, ...] = (
                 "array, dtype and scalar types",
             ),
             Allow("numpy", _n(_NUMPY_UFUNCS), "element-wise math functions (sklearn FunctionTransformer(np.log1p))"),
-            Allow("numpy.dtypes", None, "numpy 2 dtype classes only"),
+            Pattern("numpy.dtypes", CLASS, "numpy 2 dtype classes (Float64DType...): descriptors, no behaviour"),
             Allow("numpy.core", _n("_ufunc_reconstruct"), "looks up a ufunc by name; the name it resolves is checked"),
             Allow("numpy._core", _n("_ufunc_reconstruct"), "looks up a ufunc by name; the name it resolves is checked"),
             Allow("numpy.ma.core", _n("_mareconstruct MaskedArray MaskedConstant"), "masked arrays"),
@@ -555,8 +709,24 @@ PACKS: tuple[Pack, ...] = (
             Allow(
                 "torch.nn.parameter", _n("Parameter Buffer UninitializedParameter UninitializedBuffer"), "parameters"
             ),
-            Allow("torch.nn.modules", None, "torch.nn layer classes of full-model saves (torch.save(model))"),
-            Allow("torch.nn.functional", None, "functional ops stored as activation attributes (F.relu)"),
+            Pattern(
+                "torch.nn.modules torch.nn.modules.*",
+                CLASS,
+                "torch.nn layer classes of full-model saves (torch.save(model)): rebuilt with __new__ and their "
+                "__dict__, their __init__ only builds parameters",
+            ),
+            Allow(
+                "torch.nn.functional",
+                _n(
+                    "relu relu6 gelu silu mish elu selu celu leaky_relu prelu rrelu glu hardtanh hardswish "
+                    "hardsigmoid sigmoid tanh softmax log_softmax softmin softplus softsign tanhshrink "
+                    "softshrink hardshrink logsigmoid threshold normalize dropout linear layer_norm "
+                    "group_norm batch_norm instance_norm embedding pad interpolate one_hot cross_entropy "
+                    "mse_loss l1_loss nll_loss binary_cross_entropy binary_cross_entropy_with_logits "
+                    "smooth_l1_loss huber_loss kl_div cosine_similarity"
+                ),
+                "functional tensor ops stored as activation or loss attributes (F.relu): pure tensor math",
+            ),
             Allow("torch.nn.utils.parametrize", _n("ParametrizationList"), "parametrized layers"),
             Allow("torch.nn.utils.weight_norm", _n("WeightNorm"), "weight-norm hooks"),
             Allow(
@@ -564,7 +734,11 @@ PACKS: tuple[Pack, ...] = (
                 _n("SpectralNorm SpectralNormStateDictHook SpectralNormLoadStateDictPreHook"),
                 "spectral-norm hooks",
             ),
-            Allow("torch.optim", None, "optimizer and LR scheduler classes of saved training state"),
+            Pattern(
+                "torch.optim torch.optim.*",
+                CLASS,
+                "optimizer and LR scheduler classes of saved training state: hold hyperparameters and tensors",
+            ),
             Allow("torch.amp.grad_scaler", _n("GradScaler"), "mixed-precision scaler state"),
             Allow("torch.cuda.amp.grad_scaler", _n("GradScaler"), "mixed-precision scaler state"),
             Allow(
@@ -575,20 +749,38 @@ PACKS: tuple[Pack, ...] = (
                 ),
                 "TorchScript container helpers",
             ),
-            Allow(
-                "__torch__",
-                None,
-                "TorchScript classes: compiled from the archive's code/ by torch.jit, "
-                "never imported by Python (code/ is checked separately)",
+            Pattern(
+                "__torch__ __torch__.*",
+                r"[A-Za-z_][A-Za-z0-9_]*",
+                "TorchScript classes: compiled from the archive's code/ by torch.jit, never imported by Python "
+                "(code/ is checked separately); no Python module is named __torch__",
             ),
-            Allow("torch.distributions", None, "probability distribution objects"),
-            Allow("torch.ao.quantization", None, "quantisation observers and qconfigs"),
+            Allow(
+                "torch.fx.graph_module",
+                _n("reduce_graph_module"),
+                "rebuilds a GraphModule by running its generated source: the source is checked on its own "
+                "(analyzers/pickles/fx_code.py) and anything torch would not generate is MLG-PKL-027",
+            ),
+            Allow("torch.fx._symbolic_trace", _n("Tracer"), "the tracer class a GraphModule records"),
+            Allow("torch.fx.graph_module", _n("GraphModule"), "GraphModule class"),
+            Pattern("torch.distributions torch.distributions.*", CLASS, "probability distribution objects"),
+            Pattern("torch.ao.quantization torch.ao.quantization.*", CLASS, "quantisation observers and qconfigs"),
+            Allow(
+                "torch._C",
+                _n("Generator"),
+                "random generator state (torch.Generator pickles as torch._C.Generator(device) + __setstate__ of "
+                "its seed and state tensor); the rest of torch._C stays denied",
+            ),
         ),
     ),
     Pack(
         "scikit-learn",
         tuple(
-            Allow(f"sklearn.{sub}", None, "estimator classes: fitted parameters only")
+            Pattern(
+                f"sklearn.{sub} sklearn.{sub}.*",
+                CLASS,
+                "estimator classes and their fitted helper objects (trees, losses, binners): parameters only",
+            )
             for sub in (
                 "linear_model",
                 "ensemble",
@@ -626,8 +818,23 @@ PACKS: tuple[Pack, ...] = (
             )
         )
         + (
-            Allow("sklearn.metrics._scorer", None, "scorer objects of search estimators"),
-            Allow("sklearn.metrics._dist_metrics", None, "distance metric objects of neighbour estimators"),
+            Pattern("sklearn.metrics._scorer", CLASS, "scorer objects of search estimators"),
+            Pattern("sklearn.metrics._dist_metrics", CLASS, "distance metric objects of neighbour estimators"),
+            Allow(
+                "sklearn.metrics._dist_metrics",
+                _n("newObj"),
+                "Cython __reduce__ helper: instance of the class it is given (checked on its own)",
+            ),
+            Allow(
+                "sklearn.neighbors._kd_tree",
+                _n("newObj"),
+                "Cython __reduce__ helper: instance of the class it is given (checked on its own)",
+            ),
+            Allow(
+                "sklearn.neighbors._ball_tree",
+                _n("newObj"),
+                "Cython __reduce__ helper: instance of the class it is given (checked on its own)",
+            ),
             Allow(
                 "sklearn.metrics",
                 _n(
@@ -636,19 +843,65 @@ PACKS: tuple[Pack, ...] = (
                 ),
                 "metric functions held by scorers",
             ),
-            Allow("sklearn.metrics._regression", None, "metric functions held by scorers"),
-            Allow("sklearn.metrics._classification", None, "metric functions held by scorers"),
-            Allow("sklearn.metrics._ranking", None, "metric functions held by scorers"),
+            Allow(
+                "sklearn.metrics._regression",
+                _n(
+                    "r2_score mean_squared_error mean_absolute_error median_absolute_error max_error "
+                    "explained_variance_score mean_absolute_percentage_error mean_squared_log_error "
+                    "root_mean_squared_error root_mean_squared_log_error mean_pinball_loss mean_poisson_deviance "
+                    "mean_gamma_deviance mean_tweedie_deviance d2_absolute_error_score d2_pinball_score "
+                    "d2_tweedie_score"
+                ),
+                "metric functions held by scorers: arrays in, a number out",
+            ),
+            Allow(
+                "sklearn.metrics._classification",
+                _n(
+                    "accuracy_score balanced_accuracy_score f1_score fbeta_score precision_score recall_score "
+                    "jaccard_score log_loss matthews_corrcoef cohen_kappa_score hamming_loss zero_one_loss "
+                    "brier_score_loss hinge_loss confusion_matrix precision_recall_fscore_support "
+                    "d2_log_loss_score"
+                ),
+                "metric functions held by scorers: arrays in, a number out",
+            ),
+            Allow(
+                "sklearn.metrics._ranking",
+                _n(
+                    "roc_auc_score average_precision_score ndcg_score dcg_score top_k_accuracy_score "
+                    "label_ranking_average_precision_score coverage_error label_ranking_loss"
+                ),
+                "metric functions held by scorers: arrays in, a number out",
+            ),
             Allow("sklearn.utils._bunch", _n("Bunch"), "attribute bags"),
             Allow("sklearn.utils", _n("Bunch"), "attribute bags"),
-            Allow("sklearn.utils._tags", None, "estimator tag dataclasses"),
+            Pattern("sklearn.utils._tags", CLASS, "estimator tag dataclasses"),
+            Allow(
+                "sklearn.utils._metadata_requests",
+                _n("MetadataRequest MethodMetadataRequest MetadataRouter MethodMapping MethodPair RouterMappingPair"),
+                "metadata-routing records of meta-estimators: dictionaries of parameter names",
+            ),
+            Allow(
+                "sklearn.cluster._kmeans",
+                _n("_kmeans_single_lloyd _kmeans_single_elkan"),
+                "k-means inner loops referenced as values by BisectingKMeans: numeric kernels",
+            ),
+            Allow(
+                "sklearn.feature_selection._univariate_selection",
+                _n("f_classif f_regression chi2 r_regression f_oneway"),
+                "score functions held by univariate selectors: arrays in, statistics out",
+            ),
+            Allow(
+                "sklearn.feature_selection._mutual_info",
+                _n("mutual_info_classif mutual_info_regression"),
+                "score functions held by univariate selectors: arrays in, statistics out",
+            ),
             Allow("sklearn.base", _n("BaseEstimator"), "estimator base class"),
         ),
     ),
     Pack(
         "scipy",
         tuple(
-            Allow(f"scipy.sparse.{sub}", None, "sparse matrix and array classes")
+            Pattern(f"scipy.sparse.{sub}", CLASS + r"|[a-z]{3}_(?:matrix|array)", "sparse matrix and array classes")
             for sub in (
                 "_csr",
                 "_csc",
@@ -685,7 +938,18 @@ PACKS: tuple[Pack, ...] = (
                 _n("rv_continuous_frozen rv_discrete_frozen"),
                 "frozen distributions",
             ),
-            Allow("scipy.stats._continuous_distns", None, "distribution objects"),
+            Pattern("scipy.stats._continuous_distns", CLASS, "distribution classes"),
+            Allow("scipy.interpolate._bsplines", _n("BSpline"), "B-spline coefficients (sklearn SplineTransformer)"),
+            Allow(
+                "scipy._lib.array_api_compat.numpy._aliases",
+                _n("asarray"),
+                "array-namespace asarray referenced by fitted estimators: builds an array from data",
+            ),
+            Pattern(
+                "scipy.stats._continuous_distns scipy.stats._discrete_distns",
+                r"[a-z][a-z0-9]*_gen",
+                "distribution generator classes (norm_gen...): scipy names them in lowercase",
+            ),
         ),
     ),
     Pack(
@@ -716,10 +980,129 @@ PACKS: tuple[Pack, ...] = (
                 ),
                 "pandas data structures",
             ),
-            Allow("pandas.core", None, "pandas data structure internals (I/O lives in pandas.io, denied)"),
-            Allow("pandas._libs", None, "pandas compiled data structure helpers (_unpickle_block, timestamps)"),
-            Allow("pandas.arrays", None, "pandas extension arrays"),
-            Allow("pandas.tseries", None, "date offsets"),
+            Allow(
+                "pandas",
+                _n(
+                    "PeriodDtype IntervalDtype SparseDtype Float32Dtype Int8Dtype Int16Dtype Int32Dtype "
+                    "UInt8Dtype UInt16Dtype UInt32Dtype UInt64Dtype ArrowDtype"
+                ),
+                "pandas dtypes",
+            ),
+            Allow("pandas.core.arrays._arrow_string_mixins", _n("ArrowStringArrayMixin"), _PANDAS),
+            Allow("pandas.core.arrays._mixins", _n("NDArrayBackedExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.accessors", _n("ArrowAccessor ListAccessor StructAccessor"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.array", _n("ArrowExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.arrow.extension_types", _n("ArrowIntervalType ArrowPeriodType"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.base",
+                _n("ExtensionArray ExtensionArrayNaResult ExtensionOpsMixin ExtensionScalarOpsMixin"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.boolean", _n("BooleanArray BooleanDtype"), _PANDAS),
+            Allow("pandas.core.arrays.categorical", _n("Categorical CategoricalAccessor"), _PANDAS),
+            Allow("pandas.core.arrays.datetimelike", _n("DatelikeOps DatetimeLikeArrayMixin TimelikeOps"), _PANDAS),
+            Allow("pandas.core.arrays.datetimes", _n("DatetimeArray"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.floating",
+                _n("Float32Dtype Float64Dtype FloatingArray FloatingDtype"),
+                _PANDAS,
+            ),
+            Allow(
+                "pandas.core.arrays.integer",
+                _n(
+                    "Int16Dtype Int32Dtype Int64Dtype Int8Dtype IntegerArray IntegerDtype UInt16Dtype "
+                    "UInt32Dtype UInt64Dtype UInt8Dtype"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.interval", _n("IntervalArray"), _PANDAS),
+            Allow("pandas.core.arrays.masked", _n("BaseMaskedArray"), _PANDAS),
+            Allow("pandas.core.arrays.numeric", _n("NumericArray NumericDtype"), _PANDAS),
+            Allow("pandas.core.arrays.numpy_", _n("NumpyExtensionArray"), _PANDAS),
+            Allow("pandas.core.arrays.period", _n("PeriodArray"), _PANDAS),
+            Allow(
+                "pandas.core.arrays.sparse.accessor",
+                _n("BaseAccessor SparseAccessor SparseFrameAccessor"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.arrays.sparse.array", _n("SparseArray"), _PANDAS),
+            Allow("pandas.core.arrays.string_", _n("BaseStringArray StringArray StringDtype"), _PANDAS),
+            Allow("pandas.core.arrays.string_arrow", _n("ArrowStringArray"), _PANDAS),
+            Allow("pandas.core.arrays.timedeltas", _n("TimedeltaArray"), _PANDAS),
+            Allow("pandas.core.dtypes.base", _n("ExtensionDtype Registry StorageExtensionDtype"), _PANDAS),
+            Allow(
+                "pandas.core.dtypes.dtypes",
+                _n(
+                    "ArrowDtype BaseMaskedDtype CategoricalDtype CategoricalDtypeType DatetimeTZDtype "
+                    "IntervalDtype NumpyEADtype PandasExtensionDtype PeriodDtype SparseDtype"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.frame", _n("DataFrame _DuplicateColumnRecorder"), _PANDAS),
+            Allow(
+                "pandas.core.indexes.accessors",
+                _n(
+                    "ArrowTemporalProperties CombinedDatetimelikeProperties DatetimeProperties PeriodProperties "
+                    "Properties TimedeltaProperties"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.indexes.base", _n("Index"), _PANDAS),
+            Allow("pandas.core.indexes.category", _n("CategoricalIndex"), _PANDAS),
+            Allow("pandas.core.indexes.datetimelike", _n("DatetimeIndexOpsMixin DatetimeTimedeltaMixin"), _PANDAS),
+            Allow("pandas.core.indexes.datetimes", _n("DatetimeIndex"), _PANDAS),
+            Allow("pandas.core.indexes.extension", _n("ExtensionIndex NDArrayBackedExtensionIndex"), _PANDAS),
+            Allow("pandas.core.indexes.frozen", _n("FrozenList"), _PANDAS),
+            Allow("pandas.core.indexes.interval", _n("IntervalIndex"), _PANDAS),
+            Allow(
+                "pandas.core.indexes.multi",
+                _n(
+                    "MultiIndex MultiIndexPyIntEngine MultiIndexUInt16Engine MultiIndexUInt32Engine "
+                    "MultiIndexUInt64Engine MultiIndexUInt8Engine"
+                ),
+                _PANDAS,
+            ),
+            Allow("pandas.core.indexes.period", _n("PeriodIndex"), _PANDAS),
+            Allow("pandas.core.indexes.range", _n("RangeIndex"), _PANDAS),
+            Allow("pandas.core.indexes.timedeltas", _n("TimedeltaIndex"), _PANDAS),
+            Allow("pandas.core.internals.api", _n("_DatetimeTZBlock"), _PANDAS),
+            Allow(
+                "pandas.core.internals.blocks",
+                _n("Block DatetimeLikeBlock EABackedBlock ExtensionBlock NDArrayBackedExtensionBlock NumpyBlock"),
+                _PANDAS,
+            ),
+            Allow("pandas.core.internals.concat", _n("JoinUnit"), _PANDAS),
+            Allow("pandas.core.internals.managers", _n("BaseBlockManager BlockManager SingleBlockManager"), _PANDAS),
+            Allow("pandas.core.internals.ops", _n("BlockPairInfo"), _PANDAS),
+            Allow("pandas.core.series", _n("Series"), _PANDAS),
+            Allow(
+                "pandas.arrays",
+                _n(
+                    "ArrowExtensionArray ArrowStringArray BooleanArray Categorical DatetimeArray FloatingArray "
+                    "IntegerArray IntervalArray NumpyExtensionArray PeriodArray SparseArray StringArray "
+                    "TimedeltaArray"
+                ),
+                "pandas.arrays re-exports the extension array classes listed above under their public names",
+            ),
+            Allow("pandas.core.indexes.base", _n("_new_Index"), "index rebuilding (Index.__reduce__)"),
+            Allow("pandas.core.internals.blocks", _n("new_block"), "block rebuilding"),
+            Allow("pandas._libs.internals", _n("_unpickle_block"), "block rebuilding (Block.__reduce__)"),
+            Allow(
+                "pandas._libs.arrays",
+                _n("__pyx_unpickle_NDArrayBacked"),
+                "Cython rebuild of datetime/timedelta/period/categorical arrays",
+            ),
+            Allow("pandas._libs.interval", _n("Interval __pyx_unpickle_IntervalMixin"), "interval values"),
+            Allow(
+                "pandas._libs.tslibs.timestamps",
+                _n("_unpickle_timestamp Timestamp"),
+                "timestamp rebuilding (Timestamp.__reduce__)",
+            ),
+            Allow("pandas._libs.tslibs.timedeltas", _n("_timedelta_unpickle Timedelta"), "timedelta rebuilding"),
+            Allow("pandas._libs.tslibs.nattype", _n("__nat_unpickle NaTType"), "the NaT singleton"),
+            Allow("pandas._libs.tslibs.period", _n("Period"), "period values"),
+            Allow("pandas._libs.missing", _n("NAType"), "the NA singleton"),
+            Pattern("pandas._libs.tslibs.offsets pandas.tseries.offsets", CLASS, "date offset classes"),
             Allow(
                 "pytz",
                 _n("_p _UTC utc"),
@@ -739,19 +1122,34 @@ PACKS: tuple[Pack, ...] = (
     Pack(
         "gensim",
         (
-            Allow("gensim.models", None, "gensim model classes (Word2Vec, KeyedVectors, Doc2Vec, LdaModel...)"),
+            Allow("gensim.models.keyedvectors", _n("KeyedVectors Vocab"), "word vectors and their vocabulary"),
+            Allow("gensim.models.word2vec", _n("Word2Vec"), "word2vec models (vectors and training settings)"),
+            Allow("gensim.models.doc2vec", _n("Doc2Vec TaggedDocument"), "doc2vec models and documents"),
+            Allow("gensim.models.fasttext", _n("FastText FastTextKeyedVectors"), "fastText models"),
+            Allow("gensim.models.ldamodel", _n("LdaModel LdaState"), "LDA topic models"),
+            Allow("gensim.models.tfidfmodel", _n("TfidfModel"), "tf-idf weights"),
+            Allow("gensim.models.lsimodel", _n("LsiModel Projection"), "LSI models"),
             Allow("gensim.corpora.dictionary", _n("Dictionary"), "token dictionaries"),
             Allow("gensim.utils", _n("call_on_class_only SaveLoad"), "gensim marker function and base class"),
-            Allow("gensim.similarities", None, "similarity indexes"),
+            Allow(
+                "gensim.similarities.docsim",
+                _n("MatrixSimilarity SparseMatrixSimilarity"),
+                "in-memory similarity indexes",
+            ),
         ),
     ),
     Pack(
         "transformers",
         (
-            Allow("transformers.models", None, "model, configuration and tokenizer classes"),
+            Pattern(
+                "transformers.models.*.configuration_* transformers.models.*.modeling_*",
+                CLASS,
+                "model and configuration classes (the auto-configuration modules, which re-export the "
+                "dynamic-module loader, are excluded; tokenizer and processor classes are not listed: their "
+                "__init__ may fetch from the Hub, pack_audit.md)",
+                exclude="transformers.models.auto.*",
+            ),
             Allow("transformers.configuration_utils", _n("PretrainedConfig PreTrainedConfig"), "configurations"),
-            Allow("transformers.tokenization_utils", _n("PreTrainedTokenizer"), "tokenizers"),
-            Allow("transformers.tokenization_utils_fast", _n("PreTrainedTokenizerFast"), "tokenizers"),
             Allow(
                 "transformers.tokenization_utils_base",
                 _n("BatchEncoding AddedToken TruncationStrategy PaddingStrategy"),
@@ -775,11 +1173,12 @@ PACKS: tuple[Pack, ...] = (
                 "accelerator settings dataclass held by TrainingArguments",
             ),
             Allow("tokenizers", _n("Tokenizer AddedToken Encoding"), "Rust tokenizer objects"),
-            Allow("tokenizers.models", None, "tokenizer models"),
-            Allow("tokenizers.pre_tokenizers", None, "tokenizer components"),
-            Allow("tokenizers.normalizers", None, "tokenizer components"),
-            Allow("tokenizers.decoders", None, "tokenizer components"),
-            Allow("tokenizers.processors", None, "tokenizer components"),
+            Pattern(
+                "tokenizers.models tokenizers.pre_tokenizers tokenizers.normalizers tokenizers.decoders "
+                "tokenizers.processors",
+                CLASS,
+                "Rust tokenizer component classes",
+            ),
         ),
     ),
     Pack(
@@ -807,12 +1206,12 @@ PACKS: tuple[Pack, ...] = (
     Pack(
         "vision",
         (
-            Allow("ultralytics.nn", None, "YOLO network and layer classes"),
+            Pattern("ultralytics.nn ultralytics.nn.*", CLASS, "YOLO network and layer classes"),
             Allow("ultralytics.utils", _n("IterableSimpleNamespace"), "YOLO training settings"),
-            Allow("torchvision.models", None, "torchvision network classes"),
-            Allow("torchvision.ops", None, "torchvision layer classes"),
-            Allow("timm.models", None, "timm network classes"),
-            Allow("timm.layers", None, "timm layer classes"),
+            Pattern("torchvision.models torchvision.models.*", CLASS, "torchvision network classes"),
+            Pattern("torchvision.ops torchvision.ops.*", CLASS, "torchvision layer classes"),
+            Pattern("timm.models timm.models.*", CLASS, "timm network classes"),
+            Pattern("timm.layers timm.layers.*", CLASS, "timm layer classes"),
         ),
     ),
     Pack(
@@ -839,7 +1238,7 @@ PACKS: tuple[Pack, ...] = (
                 _n(
                     "_create_code _create_function _create_cell _create_type _load_type "
                     "_import_module _get_attr _create_namedtuple _create_array _create_dtypemeta "
-                    "_eval_repr _setattr _create_lock _create_rlock"
+                    "_setattr _create_lock _create_rlock"
                 ),
                 "dill rebuilding of functions/classes; their code is reported as pickled code",
             ),
@@ -853,6 +1252,26 @@ PACKS: tuple[Pack, ...] = (
         ),
     ),
 )
+
+_MODELLED_IMPORT = (
+    "imports the module named by its argument; the analyzer models this call (Behaviour.IMPORT): the name is "
+    "resolved from the pickle's literal and classified on its own, and a computed name is MLG-PKL-014"
+)
+AUDIT_ACCEPTED: dict[str, str] = {
+    "cloudpickle.cloudpickle.subimport": _MODELLED_IMPORT,
+    "cloudpickle.cloudpickle.dynamic_subimport": _MODELLED_IMPORT,
+    "cloudpickle.cloudpickle_fast.subimport": _MODELLED_IMPORT,
+    "dill._dill._import_module": _MODELLED_IMPORT,
+    "collections.namedtuple": "builds the tuple class from a template run with eval, after validating every "
+    "field and type name as an identifier that is not a keyword: the file chooses names, not code",
+    "numpy.core._ufunc_reconstruct": "imports the module named by its argument and looks a ufunc up in it; the "
+    "analyzer models this call (Behaviour.RESOLVE): the name is classified on its own",
+    "numpy._core._ufunc_reconstruct": "imports the module named by its argument and looks a ufunc up in it; the "
+    "analyzer models this call (Behaviour.RESOLVE): the name is classified on its own",
+    "dill._dill._create_namedtuple": "imports the module a namedtuple belongs to (through _import_module) only to "
+    "look the class up; the class rebuilt is named in the pickle and classified on its own",
+}
+"""``module.name`` -> a reviewer's reason for a reach ``tools/pack_audit.py`` reports (empty: none needed)."""
 
 # --- special behaviours -------------------------------------------------------------------------
 BEHAVIOURS: dict[tuple[str, str], Behaviour] = {
@@ -933,6 +1352,7 @@ BEHAVIOURS: dict[tuple[str, str], Behaviour] = {
     ("marshal", "loads"): Behaviour.MARSHAL,
     ("joblib.numpy_pickle", "NumpyArrayWrapper"): Behaviour.ARRAY_WRAPPER,
     ("copyreg", "add_extension"): Behaviour.EXTENSION,
+    ("torch.fx.graph_module", "reduce_graph_module"): Behaviour.FX_CODE,
 }
 
 PURE_DECODERS: tuple[Allow, ...] = (

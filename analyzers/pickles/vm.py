@@ -43,6 +43,8 @@ LONG_MAX_BYTES = 1 << 16
 """LONG1/LONG4 integers wider than this are kept as a ``Big`` marker."""
 KEEP_ITEMS = 8
 """Items kept per list/dict/set, for messages (``MORE`` marks a cut)."""
+KEEP_KEYS = frozenset({"_code", "code"})
+"""Dict keys kept past the ``KEEP_ITEMS`` cut: the source torch.fx GraphModules run at load."""
 KEEP_TUPLE = 256
 """Items kept per tuple (code-object field tuples need all of theirs)."""
 HOT_MEMO = 1 << 15
@@ -842,6 +844,9 @@ class PickleVM:
                                             zip(items[0 : 2 * room : 2], items[1 : 2 * room : 2], strict=True)
                                         )
                                         target[MORE] = MORE
+                                        _keep_keys(target, items, 2 * room)
+                                elif len(items) & 1 == 0:
+                                    _keep_keys(target, items, 0)
                             else:
                                 self._mutate("SETITEMS", target, _pairs(items), wbase + pos - 1)
                         elif op == 0x71:  # BINPUT
@@ -905,7 +910,7 @@ class PickleVM:
                             if type(target) is dict:
                                 if type(key) is tuple:
                                     key = _shallow(key)
-                                if len(target) < keep or key in target:
+                                if len(target) < keep or key in target or (type(key) is str and key in KEEP_KEYS):
                                     target[key] = value
                                 elif len(target) == keep:
                                     target[MORE] = MORE
@@ -950,6 +955,7 @@ class PickleVM:
                             d = dict(zip(items[0 : 2 * keep : 2], items[1 : 2 * keep : 2], strict=True))
                             if len(items) > 2 * keep:
                                 d[MORE] = MORE
+                                _keep_keys(d, items, 2 * keep)
                             append(d)
                         elif op == 0x63 or op == 0x69:  # GLOBAL / INST
                             nl1 = buf.find(b"\n", pos, pos + LINE_MAX)
@@ -1326,6 +1332,16 @@ class PickleVM:
 
 MAX_KEY_NESTING = 64
 """Tuples nested deeper than this are not hashed (CPython's tuple hash recurses in C and crashes)."""
+
+
+def _keep_keys(target: dict[object, object], flat: list[object], start: int) -> None:
+    """Add the ``KEEP_KEYS`` pairs of ``flat[start:]`` (key, value, key, value...) past the item cut."""
+    if "_code" not in flat and "code" not in flat:  # C-speed membership test: the common case costs nothing more
+        return
+    for i in range(start, len(flat) - 1, 2):
+        key = flat[i]
+        if type(key) is str and key in KEEP_KEYS:
+            target[key] = flat[i + 1]
 
 
 def _shallow(key: tuple[object, ...]) -> object:

@@ -62,11 +62,12 @@ def test_denied_names_resolve_to_their_target(module: str, name: str, target: st
         ("copy_reg", "_reconstructor", Tier.ALLOWED),
         ("numpy._core.multiarray", "_reconstruct", Tier.ALLOWED),
         ("sklearn.tree._classes", "DecisionTreeClassifier", Tier.ALLOWED),
-        ("sklearn.datasets", "fetch_openml", Tier.UNKNOWN),  # not every sklearn module is a pack
+        ("sklearn.datasets", "fetch_openml", Tier.DENIED),  # downloads: denied by behaviour (network fetch)
+        ("sklearn.datasets._base", "Bunch", Tier.UNKNOWN),  # not every sklearn module is a pack
         ("email.message", "Message", Tier.STDLIB),  # stdlib gadgets are the usual bypass: high
         ("collections", "OrderedDict.fromkeys", Tier.STDLIB),
         ("acme_models.layers", "Gadget", Tier.UNKNOWN),
-        ("acme_models", "helpers.json.loads", Tier.CROSSING),  # walks into the json module
+        ("acme_models", "helpers.json.JSONDecoder", Tier.CROSSING),  # walks into the json module
         (None, None, Tier.UNRESOLVED),
     ],
 )
