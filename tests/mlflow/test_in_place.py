@@ -1,6 +1,7 @@
 """MLflow versions scanned where their artifacts live (controller/mlflow/stores.py), never copied.
 
-Three stores, each holding a version with a large sparse safetensors file (and a small model card):
+Three stores, each holding a version with a large sparse safetensors file and a large torch-zip
+checkpoint (16 storages, built like ``bench/s3_ranged_reads.py``), plus a small model card:
 a local file store, the ``mlflow-artifacts:`` proxy of a real server (HTTP Range), and a real MLflow
 server whose artifact root is a moto S3 bucket (ranged GETs). Each is verdicted reading under 1% of
 its bytes, with the state directory holding at most a few MB, and a digest equal to the manifest of
@@ -54,6 +55,28 @@ def sparse_safetensors(path: Path, size: int = BIG) -> None:
         out.truncate(8 + len(raw) + data)
 
 
+def sparse_torch_zip(path: Path, size: int = BIG) -> None:
+    """A stored zip laid out like ``torch.save`` (``bench/s3_ranged_reads.py`` builds it), storages sparse."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        from s3_ranged_reads import torch_zip
+    finally:
+        sys.path.pop(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for segment in torch_zip(size, 16):
+            if isinstance(segment, int):
+                out.seek(segment, os.SEEK_CUR)
+            else:
+                out.write(segment)
+        out.truncate(out.tell())
+
+
+def add_big_files(folder: Path) -> None:
+    sparse_safetensors(folder / "big.safetensors")
+    sparse_torch_zip(folder / "big.pt")
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -81,7 +104,7 @@ def scan(source: MLflowSource, name: str, version: str):
     return scanned.report
 
 
-def check_in_place(source: MLflowSource, name: str, version: str, local_copy: Path, tmp_path: Path) -> None:
+def check_in_place(source: MLflowSource, name: str, version: str, local_copies: Path, tmp_path: Path) -> None:
     """The version is approved reading < 1% of its bytes, nothing lands in the state dir, digest bound to content."""
     state = tmp_path / "state"
     peak = [0]
@@ -101,15 +124,16 @@ def check_in_place(source: MLflowSource, name: str, version: str, local_copy: Pa
         done.set()
         sampler.join()
     print(
-        f"{name}: read {report.bytes_read} of {BIG} bytes in {time.monotonic() - started:.2f} s, state peak {peak[0]}"
+        f"{name}: read {report.bytes_read} of {2 * BIG} bytes, {time.monotonic() - started:.2f} s, state peak {peak[0]}"
     )
     assert peak[0] < 4 << 20
     assert report.verdict is Verdict.APPROVED, report.findings
     assert report.scan_complete
-    assert 0 < report.bytes_read < BIG // 100, report.bytes_read
+    assert 0 < report.bytes_read < 2 * BIG // 100, report.bytes_read  # two files of BIG bytes
     assert disk_usage(tmp_path / "state") < 4 << 20
     expected = manifest_digest(
-        [("CARD.md", hashlib.sha256(CARD).hexdigest()), ("big.safetensors", sha256_of(local_copy))]
+        [("CARD.md", hashlib.sha256(CARD).hexdigest())]
+        + [(f, sha256_of(local_copies / f)) for f in ("big.safetensors", "big.pt")]
     )
     assert report.digest == expected
     assert source.current_digest(name, version) == expected
@@ -125,9 +149,9 @@ def test_local_file_store(tmp_path: Path) -> None:
     version = _register_with_big_file(client, name, exp, tmp_path)
     root = Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
     assert root.is_dir()
-    sparse_safetensors(root / "big.safetensors")
+    add_big_files(root)
     source = make_source(client, tmp_path, url)
-    check_in_place(source, name, version, root / "big.safetensors", tmp_path)
+    check_in_place(source, name, version, root, tmp_path)
 
     # The budget is on bytes read: a 16 KiB budget stops the scan (a budget finding), a 1 MiB one does not.
     report = scan(make_source(client, tmp_path, url, max_download_bytes=16 << 10), name, version)
@@ -157,9 +181,9 @@ def test_mlflow_artifacts_proxy(plain_server: MlflowServer, prefix: str, tmp_pat
     # the server's --artifacts-destination folder: write the big file there (sparse, no upload)
     folder = plain_server.log.parent / "artifacts" / uri.removeprefix("mlflow-artifacts:/")
     assert (folder / "CARD.md").is_file(), folder
-    sparse_safetensors(folder / "big.safetensors")
+    add_big_files(folder)
     source = make_source(client, tmp_path, plain_server.url)
-    check_in_place(source, name, version, folder / "big.safetensors", tmp_path)
+    check_in_place(source, name, version, folder, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -227,10 +251,10 @@ def test_s3_artifact_root(s3_server: tuple[MlflowServer, str], tmp_path: Path) -
     version = _register_with_big_file(client, name, exp, tmp_path)
     uri = client.get_model_version_download_uri(name, version)
     assert uri.startswith(f"s3://{bucket}/"), uri
-    local = tmp_path / "upload" / "big.safetensors"
-    sparse_safetensors(local)
-    key = uri.removeprefix(f"s3://{bucket}/") + "/big.safetensors"
-    boto3.client("s3").upload_file(str(local), bucket, key)
+    local = tmp_path / "upload"
+    add_big_files(local)
+    for f in ("big.safetensors", "big.pt"):
+        boto3.client("s3").upload_file(str(local / f), bucket, uri.removeprefix(f"s3://{bucket}/") + f"/{f}")
     source = make_source(client, tmp_path, server.url)
     check_in_place(source, name, version, local, tmp_path)
 
