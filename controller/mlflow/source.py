@@ -8,9 +8,14 @@ the alias guard over every registered model (the fallback promotion gate) and,
 on full passes, the stage guard.
 
 Scan: fetch the version, skip it when a valid verdict is already there (events
-are hints, the tags are the truth), list its artifacts and refuse to download
-more than the byte/file budget (a quarantined, incomplete verdict instead),
-download into a private work dir, ``scan_target`` it, delete the copy. Record:
+are hints, the tags are the truth), list its artifacts (more than
+``max_download_files``: a quarantined, incomplete verdict) and scan them where
+they live (``stores.py``: local stores in place, S3 and the ``mlflow-artifacts:``
+proxy through ranged reads); ``max_download_bytes`` bounds the bytes the scan
+reads, not the model's size. Versions carrying a signature file, signing of
+approved versions and stores without an in-place reader take the download path:
+a private copy in the work dir (bounded by ``max_download_bytes`` as a whole),
+``scan_target``, the copy deleted. Record:
 write the docs/contracts.md §2 tags, signature last, remembering each write so the
 webhook receiver can ignore the echo of the controller's own tags.
 
@@ -36,19 +41,20 @@ from typing import Any, TypeVar
 from mlgate.analyzers.core.digest import file_sha256, manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.report import TargetReport, build_report
-from mlgate.analyzers.core.walker import BUDGET, TargetScan
-from mlgate.analyzers.signatures import sign_model
+from mlgate.analyzers.core.walker import BUDGET, ScanContext, ScanOptions, TargetScan, scan_artifacts
+from mlgate.analyzers.signatures import sign_model, unsigned
 
 from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
 from ..config.settings import ControllerConfig
-from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable
+from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable, with_bytes_read
 from ..runtime.logging_json import fields
-from ..scanning import scan_target
+from ..scanning import resolve_dependencies, scan_target
 from ..verdicts.exceptions import ExceptionState, apply_exceptions, read_exceptions, stale
 from ..verdicts.exceptions import ids as exception_ids
 from ..verdicts.gate import AliasGuard
 from ..verdicts.tags import EXCEPTIONS, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
 from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
+from .stores import Store, open_store
 
 log = logging.getLogger("mlgate.mlflow")
 
@@ -390,9 +396,21 @@ class MLflowSource:
         return written is not None and written[0] == value
 
     def _download_and_scan(self, name: str, version: str) -> tuple[TargetReport, bytes | None]:
-        """The report, and (when configured and approved) an OpenSSF signature over the files as scanned."""
+        """The report, and (when configured and approved) an OpenSSF signature over the files as scanned.
+
+        Artifacts are scanned where they live (``stores.py``); the download path remains for what
+        needs local files: a model carrying a signature file, signing approved models, and stores
+        without an in-place reader."""
         label = f"models:/{name}/{version}"
-        with self._downloaded(name, version) as (dest, problem):
+        repo, files = self._listing(name, version)
+        if len(files) > self.settings.max_download_files:
+            return self._unscanned(label, self._over_budget(len(files), 0)), None
+        names = {rel for rel, _ in files}
+        if not self.settings.sign_approved_key_file and self._policy.signatures.signature_file not in names:
+            store = self._call("artifact store", open_store, repo, files)
+            if store is not None:
+                return self._scan_in_place(label, store), None
+        with self._downloaded(name, version, repo, files) as (dest, problem):
             if dest is None:
                 return self._unscanned(label, problem), None
             if self._resolver is not None:
@@ -403,6 +421,42 @@ class MLflowSource:
             if report.verdict is Verdict.APPROVED and self.settings.sign_approved_key_file:
                 signature = self._sign(dest)
             return report, signature
+
+    def _scan_in_place(self, label: str, store: Store) -> TargetReport:
+        """Scan ``store``'s artifacts through their readers; ``max_download_bytes`` bounds the bytes read."""
+        budgets = replace(
+            self._policy.budgets, max_bytes=min(self._policy.budgets.max_bytes, self.settings.max_download_bytes)
+        )
+        ctx = ScanContext(label, ScanOptions(budgets=budgets))
+        try:
+            scan = scan_artifacts(store.artifacts, ctx, content_hash=store.content_hash)
+        except OSError as exc:  # a content hash could not be computed: nothing to record
+            raise with_bytes_read(SourceUnavailable(f"{label}: {exc}"), store.session.bytes_fetched) from None
+        if store.session.errors:  # the store failed mid-scan: never record a verdict for a scan cut short
+            raise with_bytes_read(SourceUnavailable(f"{label}: {store.session.errors[0]}"), store.session.bytes_fetched)
+        signature = unsigned(self._policy.signatures)  # a signed model takes the download path
+        scan.findings.extend(signature.findings)
+        deps = resolve_dependencies(scan, self._policy, store.origin(), self._resolver)
+        report = build_report(scan, self._policy, deps)
+        total = sum(a.size or 0 for a in store.artifacts)
+        log.info(
+            "mlflow version read in place",
+            extra=fields(
+                source=SOURCE,
+                target=label,
+                count=len(store.artifacts),
+                bytes=store.bytes_read(scan.bytes_read),
+                size=total,
+                requests=store.session.requests,
+                duration_s=round(scan.duration_s, 3),
+            ),
+        )
+        return replace(
+            report,
+            bytes_read=store.bytes_read(scan.bytes_read),
+            signer=signature.signer,
+            signature_file=signature.signature_file,
+        )
 
     def _sign(self, model: Path) -> bytes:
         """Sign the scanned files with the configured key (docs/signatures.md, "mlgate signs what it approves")."""
@@ -434,16 +488,23 @@ class MLflowSource:
         )
 
     def current_digest(self, name: str, version: str) -> str:
-        """The content digest of the version's artifacts as they are now (downloads them)."""
-        with self._downloaded(name, version) as (dest, problem):
+        """The content digest of the version's artifacts as they are now (hashed in place when the
+        store allows it, else downloaded)."""
+        repo, files = self._listing(name, version)
+        store = self._call("artifact store", open_store, repo, files)
+        if store is not None:
+            try:
+                return manifest_digest((a.location, store.content_hash(a)) for a in store.artifacts)
+            except OSError as exc:
+                raise SourceUnavailable(f"models:/{name}/{version}: {exc}") from None
+        with self._downloaded(name, version, repo, files) as (dest, problem):
             if dest is None:
                 raise ValueError(problem)
-            files = sorted(p for p in dest.rglob("*") if p.is_file())
-            return manifest_digest((p.relative_to(dest).as_posix(), file_sha256(p)) for p in files)
+            paths = sorted(p for p in dest.rglob("*") if p.is_file())
+            return manifest_digest((p.relative_to(dest).as_posix(), file_sha256(p)) for p in paths)
 
-    @contextmanager
-    def _downloaded(self, name: str, version: str) -> Iterator[tuple[Path | None, str]]:
-        """A private copy of the version's artifacts, ``(dir, "")``, or ``(None, why)`` when over budget."""
+    def _listing(self, name: str, version: str) -> tuple[Any, list[tuple[str, int]]]:
+        """The version's artifact repository and its files (relative path, size)."""
         uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -454,7 +515,14 @@ class MLflowSource:
             tracking_uri=self.tracking_uri,
             registry_uri=self.registry_uri,
         )
-        files = list(self._list_files(repo, ""))
+        return repo, list(self._list_files(repo, ""))
+
+    @contextmanager
+    def _downloaded(
+        self, name: str, version: str, repo: Any, files: list[tuple[str, int]]
+    ) -> Iterator[tuple[Path | None, str]]:
+        """A private copy of the version's artifacts, ``(dir, "")``, or ``(None, why)`` when over budget
+        (a copy is bounded by the model's size: ``max_download_bytes`` applies to all of it)."""
         problem = self._over_budget(len(files), sum(size for _, size in files))
         if problem:
             yield None, problem

@@ -1,0 +1,300 @@
+"""MLflow versions scanned where their artifacts live (controller/mlflow/stores.py), never copied.
+
+Three stores, each holding a version with a large sparse safetensors file and a large torch-zip
+checkpoint (16 storages, built like ``bench/s3_ranged_reads.py``), plus a small model card:
+a local file store, the ``mlflow-artifacts:`` proxy of a real server (HTTP Range), and a real MLflow
+server whose artifact root is a moto S3 bucket (ranged GETs). Each is verdicted reading under 1% of
+its bytes, with the state directory holding at most a few MB, and a digest equal to the manifest of
+the files' sha256 computed here independently. A byte budget below what the scan must read is a
+budget finding; a model larger than the budget whose scan reads little is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import _kill
+from helpers_mlflow import SIGNING_KEY, MlflowServer, free_port, register
+
+from mlgate.analyzers.core.digest import manifest_digest
+from mlgate.analyzers.core.policy import Policy, Verdict
+from mlgate.controller.config.settings import ControllerConfig, MLflowConfig
+from mlgate.controller.mlflow.source import SOURCE, MLflowSource, version_key
+from mlgate.controller.runtime.interface import ScanRequest
+
+BIG = 200 << 20
+CARD = b"A model card.\n"
+
+
+def sparse_safetensors(path: Path, size: int = BIG) -> None:
+    """A valid safetensors file of ``size`` bytes whose tensor data is a hole (sparse on disk)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"__metadata__": {"format": "pt"}}
+    # one F32 tensor filling the file after the header (header padded to a multiple of 8)
+    probe = json.dumps({**header, "w": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}).encode()
+    head_len = -(-(len(probe) + 32) // 8) * 8
+    data = size - 8 - head_len
+    data -= data % 4
+    meta = {**header, "w": {"dtype": "F32", "shape": [data // 4], "data_offsets": [0, data]}}
+    raw = json.dumps(meta).encode()
+    raw += b" " * (head_len - len(raw))
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", len(raw)))
+        out.write(raw)
+        out.truncate(8 + len(raw) + data)
+
+
+def sparse_torch_zip(path: Path, size: int = BIG) -> None:
+    """A stored zip laid out like ``torch.save`` (``bench/s3_ranged_reads.py`` builds it), storages sparse."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        from s3_ranged_reads import torch_zip
+    finally:
+        sys.path.pop(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for segment in torch_zip(size, 16):
+            if isinstance(segment, int):
+                out.seek(segment, os.SEEK_CUR)
+            else:
+                out.write(segment)
+        out.truncate(out.tell())
+
+
+def add_big_files(folder: Path) -> None:
+    sparse_safetensors(folder / "big.safetensors")
+    sparse_torch_zip(folder / "big.pt")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def disk_usage(root: Path) -> int:
+    return sum(p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+
+def make_source(client, tmp_path: Path, url: str, **settings) -> MLflowSource:
+    config = ControllerConfig(
+        state_dir=str(tmp_path / "state"),
+        signing_key=SIGNING_KEY,
+        mlflow=MLflowConfig(tracking_uri=url, **settings),
+    )
+    return MLflowSource(config, SIGNING_KEY.encode(), Policy(), client=client)
+
+
+def scan(source: MLflowSource, name: str, version: str):
+    scanned = source.scan(ScanRequest(SOURCE, version_key(name, version), "test"))
+    assert scanned is not None
+    return scanned.report
+
+
+def check_in_place(source: MLflowSource, name: str, version: str, local_copies: Path, tmp_path: Path) -> None:
+    """The version is approved reading < 1% of its bytes, nothing lands in the state dir, digest bound to content."""
+    state = tmp_path / "state"
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:  # the state directory's disk usage, every 5 ms while the scan runs
+        while not done.is_set():
+            peak[0] = max(peak[0], disk_usage(state))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        report = scan(source, name, version)
+    finally:
+        done.set()
+        sampler.join()
+    print(
+        f"{name}: read {report.bytes_read} of {2 * BIG} bytes, {time.monotonic() - started:.2f} s, state peak {peak[0]}"
+    )
+    assert peak[0] < 4 << 20
+    assert report.verdict is Verdict.APPROVED, report.findings
+    assert report.scan_complete
+    assert 0 < report.bytes_read < 2 * BIG // 100, report.bytes_read  # two files of BIG bytes
+    assert disk_usage(tmp_path / "state") < 4 << 20
+    expected = manifest_digest(
+        [("CARD.md", hashlib.sha256(CARD).hexdigest())]
+        + [(f, sha256_of(local_copies / f)) for f in ("big.safetensors", "big.pt")]
+    )
+    assert report.digest == expected
+    assert source.current_digest(name, version) == expected
+
+
+def test_local_file_store(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    exp = client.create_experiment("local", artifact_location=(tmp_path / "artifacts").as_uri())
+    name = f"local-{uuid.uuid4().hex[:6]}"
+    version = _register_with_big_file(client, name, exp, tmp_path)
+    root = Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
+    assert root.is_dir()
+    add_big_files(root)
+    source = make_source(client, tmp_path, url)
+    check_in_place(source, name, version, root, tmp_path)
+
+    # The budget is on bytes read: a 16 KiB budget stops the scan (a budget finding), a 1 MiB one does not.
+    report = scan(make_source(client, tmp_path, url, max_download_bytes=16 << 10), name, version)
+    assert report.verdict is Verdict.QUARANTINED
+    assert any(f.rule == "MLG-CORE-002" for f in report.findings), report.findings
+    report = scan(make_source(client, tmp_path, url, max_download_bytes=1 << 20), name, version)
+    assert report.verdict is Verdict.APPROVED, report.findings
+
+
+def _register_with_big_file(client, name: str, experiment_id: str, tmp_path: Path) -> str:
+    src = tmp_path / f"src-{uuid.uuid4().hex[:6]}"
+    src.mkdir()
+    (src / "CARD.md").write_bytes(CARD)
+    run = client.create_run(experiment_id)
+    client.log_artifacts(run.info.run_id, str(src), "model")
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model(name)
+    return str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version)
+
+
+def test_mlflow_artifacts_proxy(plain_server: MlflowServer, prefix: str, tmp_path: Path) -> None:
+    client = plain_server.client()
+    name = f"{prefix}proxy"
+    version = register(client, name, {"CARD.md": CARD}, tmp_path)
+    uri = client.get_model_version_download_uri(name, version)
+    assert uri.startswith("mlflow-artifacts:/"), uri
+    # the server's --artifacts-destination folder: write the big file there (sparse, no upload)
+    folder = plain_server.log.parent / "artifacts" / uri.removeprefix("mlflow-artifacts:/")
+    assert (folder / "CARD.md").is_file(), folder
+    add_big_files(folder)
+    source = make_source(client, tmp_path, plain_server.url)
+    check_in_place(source, name, version, folder, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def s3_server(aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MlflowServer, str]]:
+    """An MLflow server whose artifact root is a moto bucket (clients read and write S3 directly)."""
+    import boto3
+
+    bucket = f"mlflow-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    home = tmp_path_factory.mktemp("mlflow-s3")
+    port = free_port()
+    env = {**os.environ, **aws_env, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}"]
+    cmd += ["--default-artifact-root", f"s3://{bucket}/root", "--no-serve-artifacts"]
+    log = home / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=home)
+    server = MlflowServer("s3", f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 120
+        while not server.healthy():
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "mlflow server with an S3 artifact root did not start"
+            time.sleep(0.2)
+        yield server, bucket
+    finally:
+        _kill(server)
+
+
+def test_s3_artifact_root(s3_server: tuple[MlflowServer, str], tmp_path: Path) -> None:
+    import boto3
+
+    server, bucket = s3_server
+    client = server.client()
+    exp = client.create_experiment(f"s3-{uuid.uuid4().hex[:6]}")
+    name = f"s3-{uuid.uuid4().hex[:6]}"
+    version = _register_with_big_file(client, name, exp, tmp_path)
+    uri = client.get_model_version_download_uri(name, version)
+    assert uri.startswith(f"s3://{bucket}/"), uri
+    local = tmp_path / "upload"
+    add_big_files(local)
+    for f in ("big.safetensors", "big.pt"):
+        boto3.client("s3").upload_file(str(local / f), bucket, uri.removeprefix(f"s3://{bucket}/") + f"/{f}")
+    source = make_source(client, tmp_path, server.url)
+    check_in_place(source, name, version, local, tmp_path)
+
+
+def test_proxy_that_ignores_range_is_read_by_streaming(tmp_path: Path) -> None:
+    """A server answering 200 with the whole file to a Range request: blocks are cut out of the stream."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+    from mlgate.controller.mlflow.stores import HttpObject
+    from mlgate.controller.s3.reader import ReadSession
+
+    data = bytes(range(256)) * 4096  # 1 MiB, every offset distinguishable
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Range"))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = ReadSession()
+        obj = HttpObject(MlflowHostCreds(f"http://127.0.0.1:{server.server_port}"), "/f.bin", len(data), session)
+        with obj.open() as stream:
+            stream.seek(300_000)
+            assert stream.read(10) == data[300_000:300_010]
+            stream.seek(len(data) - 5)
+            assert stream.read() == data[-5:]
+        assert obj.ranges_ignored
+        assert seen and all(r and r.startswith("bytes=") for r in seen)
+        assert obj.sha256(lambda n: None) == hashlib.sha256(data).hexdigest()
+        assert not session.errors
+    finally:
+        server.shutdown()
