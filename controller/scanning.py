@@ -32,15 +32,23 @@ _LOCATION_SEPARATORS = (LEVEL_SEPARATOR, "/", "@", "#", ":")
 
 
 def scan_target(
-    path: str | os.PathLike[str], policy: Policy, label: str | None = None, resolver: Resolver | None = None
+    path: str | os.PathLike[str],
+    policy: Policy,
+    label: str | None = None,
+    resolver: Resolver | None = None,
+    compute_digest: bool = True,
 ) -> TargetReport:
     """Scan ``path`` (file or directory) and its dependencies; decide its verdict under ``policy``.
+
+    ``compute_digest`` hashes every file for the report's ``digest`` (and its dependencies'),
+    overlapped with the analysis; off, the digest is empty (``null`` in JSON). The controller
+    keeps it on: its verdicts are signed over the digest.
 
     ``resolver`` defaults to ``default_resolver()`` (hub cache, MLflow, S3 and local paths from the
     environment). Raises ``OSError`` when ``path`` itself cannot be opened (callers report it as a
     usage error or a failed scan, never as approved).
     """
-    session = _Session(policy, resolver if resolver is not None else default_resolver())
+    session = _Session(policy, resolver if resolver is not None else default_resolver(), compute_digest=compute_digest)
     return session.scan(Path(path), label, chain=(), identity=str(Path(path).resolve()))
 
 
@@ -55,14 +63,19 @@ def resolve_dependencies(
 class _Session:
     """One top-level scan: the resolver, the policy, and dependencies already scanned (by identity)."""
 
-    def __init__(self, policy: Policy, resolver: Resolver, max_depth: int = MAX_DEPENDENCY_DEPTH) -> None:
+    def __init__(
+        self, policy: Policy, resolver: Resolver, max_depth: int = MAX_DEPENDENCY_DEPTH, compute_digest: bool = True
+    ) -> None:
         self.policy = policy
+        self.compute_digest = compute_digest
         self.resolver = resolver
         self.max_depth = max_depth
         self.done: dict[str, TargetReport] = {}
 
     def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
-        scan = scan_path(path, ScanOptions(budgets=self.policy.budgets), label=label)
+        scan = scan_path(
+            path, ScanOptions(budgets=self.policy.budgets, compute_digest=self.compute_digest), label=label
+        )
         signature = verify_signature(path, self.policy.signatures)
         scan.findings.extend(signature.findings)
         deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))

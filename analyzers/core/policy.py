@@ -18,6 +18,9 @@ one rule for matching locations, always with a written reason::
     path = "legacy/*.pkl*"            # glob over finding locations
     reason = "reviewed by security, ticket SEC-123"
 
+    [scan]
+    digest = true                     # mlgate scan: fill the report's content digest (default: null)
+
     [signatures]                      # OpenSSF model signatures (docs/signatures.md)
     require = false
     signature_file = "model.sig"
@@ -111,6 +114,7 @@ class Policy:
     suppressions: tuple[Suppression, ...] = ()
     signatures: SignaturePolicy = field(default_factory=SignaturePolicy)
     secrets: SecretsPolicy = field(default_factory=SecretsPolicy)
+    scan_digest: bool = False  # [scan] digest: `mlgate scan` hashes content for the report's digest
 
     def apply_suppressions(self, findings: list[Finding]) -> list[Finding]:
         """Findings with ``suppressed`` set where a suppression matches (they stay in the report)."""
@@ -156,7 +160,7 @@ def load_policy(path: str | Path | None) -> Policy:
 
 
 def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy:
-    _only_keys(data, {"verdict", "budgets", "suppress", "signatures", "secrets"}, where)
+    _only_keys(data, {"verdict", "budgets", "suppress", "signatures", "secrets", "scan"}, where)
     policy = Policy()
     verdict = _table(data, "verdict", where)
     _only_keys(verdict, {"quarantine_at", "incomplete", "unresolved_dependencies"}, f"{where} [verdict]")
@@ -179,6 +183,12 @@ def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy
             raise PolicyError(f"{where} [budgets] {key}: expected a positive number, got {value!r}")
         values[key] = value
     policy = replace(policy, budgets=replace(Budgets(), **values))
+    scan = _table(data, "scan", where)
+    _only_keys(scan, {"digest"}, f"{where} [scan]")
+    if "digest" in scan:
+        if not isinstance(scan["digest"], bool):
+            raise PolicyError(f"{where} [scan] digest: expected true or false, got {scan['digest']!r}")
+        policy = replace(policy, scan_digest=scan["digest"])
     suppress = data.get("suppress", [])
     if not isinstance(suppress, list):
         raise PolicyError(f"{where}: suppress must be an array of tables ([[suppress]])")

@@ -76,7 +76,7 @@ class TargetReport:
             "target": self.target,
             "verdict": self.verdict.value,
             "scan_complete": self.scan_complete,
-            "digest": self.digest,
+            "digest": self.digest or None,  # null when not computed (mlgate scan without --digest)
             "duration_s": round(self.duration_s, 6),
             "findings": [f.to_dict() for f in self.findings],
             "dependencies": [d.to_dict() for d in self.dependencies],

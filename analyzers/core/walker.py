@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
-from .digest import file_sha256, manifest_digest
+from .digest import FileHasher, manifest_digest
 from .findings import Finding, Rule, Severity
 from .kinds import (
     DATA_KINDS,
@@ -78,7 +78,11 @@ class Malformed(Exception):
 
 @dataclass
 class ScanOptions:
-    """How to scan: budgets, and whether to hash content for the digest."""
+    """How to scan: budgets, and whether to hash content for the digest.
+
+    ``compute_digest`` stays on for library callers and the controller (verdicts are bound to
+    content); ``mlgate scan`` turns it off unless asked (``--digest`` or ``[scan] digest``).
+    """
 
     budgets: Budgets = field(default_factory=Budgets)
     compute_digest: bool = True
@@ -408,15 +412,11 @@ def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, 
             pass  # surface the OSError to the caller before anything else happens
         files = [(root.name, root)]
     artifacts = [Artifact.from_file(str(file_path), rel) for rel, file_path in files]
-    paths = dict(files)
-
-    def local_hash(artifact: Artifact) -> str:
-        try:
-            return file_sha256(paths[artifact.location])
-        except OSError:
-            return "unreadable"
-
-    return scan_artifacts(artifacts, ctx, content_hash=local_hash if options.compute_digest else None)
+    if not options.compute_digest:
+        return scan_artifacts(artifacts, ctx, content_hash=None)
+    # Hashing runs on threads while the analysis walks the same files (docs/contracts.md §1 ``digest``).
+    with FileHasher(dict(files)) as hasher:
+        return scan_artifacts(artifacts, ctx, content_hash=lambda artifact: hasher.result(artifact.location))
 
 
 def scan_artifacts(

@@ -43,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--policy", metavar="FILE", help="policy TOML file (thresholds, budgets, suppressions)")
     parser.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N", help="targets scanned in parallel")
+    parser.add_argument(
+        "--digest",
+        action="store_true",
+        help="hash every file for the report's content digest (default: null, or [scan] digest in the policy)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     parser.set_defaults(func=run)
 
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             _check_readable(path)
     if args.output:
         _check_writable(args.output)
-    reports = scan_all(args.paths, policy, args.jobs, show_progress=not args.no_progress)
+    digest = args.digest or policy.scan_digest
+    reports = scan_all(args.paths, policy, args.jobs, show_progress=not args.no_progress, digest=digest)
     colour = args.output is None and sys.stdout.isatty() and colour_allowed()
     text = render(args.format, reports, colour=colour)
     if args.output:
@@ -72,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_QUARANTINED if any(r.verdict is Verdict.QUARANTINED for r in reports) else EXIT_OK
 
 
-def scan_all(paths: list[str], policy: Policy, jobs: int, show_progress: bool = True) -> list[TargetReport]:
-    """Scan each path, keeping the order of ``paths``.
+def scan_all(
+    paths: list[str], policy: Policy, jobs: int, show_progress: bool = True, digest: bool = False
+) -> list[TargetReport]:
+    """Scan each path, keeping the order of ``paths``; ``digest`` fills each report's content digest.
 
     With ``jobs`` > 1 the targets are scanned in worker processes (analysis is
     CPU-bound Python, so threads would not run in parallel).
@@ -83,12 +91,12 @@ def scan_all(paths: list[str], policy: Policy, jobs: int, show_progress: bool = 
         if jobs == 1 or len(paths) == 1:
             reports = []
             for path in paths:
-                reports.append(_scan_one(path, policy))
+                reports.append(_scan_one(path, policy, digest))
                 progress.advance(path)
             return reports
         results: dict[int, TargetReport] = {}
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-            futures = {pool.submit(_scan_one, path, policy): i for i, path in enumerate(paths)}
+            futures = {pool.submit(_scan_one, path, policy, digest): i for i, path in enumerate(paths)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 progress.advance(paths[futures[future]])
@@ -97,14 +105,14 @@ def scan_all(paths: list[str], policy: Policy, jobs: int, show_progress: bool = 
         progress.close()
 
 
-def _scan_one(path: str, policy: Policy) -> TargetReport:
+def _scan_one(path: str, policy: Policy, digest: bool) -> TargetReport:
     if is_reference(path):
         try:
-            return scan_reference(path, policy)
+            return scan_reference(path, policy, compute_digest=digest)
         except TargetError as exc:
             raise UsageError(str(exc)) from None
     try:
-        return scan_target(path, policy, label=path)
+        return scan_target(path, policy, label=path, compute_digest=digest)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 

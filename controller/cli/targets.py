@@ -53,8 +53,13 @@ def check_reference(target: str) -> None:
         raise TargetError(f"{target}: expected s3://BUCKET/PREFIX/ or s3://BUCKET/KEY")
 
 
-def scan_reference(target: str, policy: Policy, resolver: Resolver | None = None) -> TargetReport:
-    """Scan the model ``target`` names (not a path); its report's ``target`` is ``target`` as given."""
+def scan_reference(
+    target: str, policy: Policy, resolver: Resolver | None = None, compute_digest: bool = True
+) -> TargetReport:
+    """Scan the model ``target`` names (not a path); its report's ``target`` is ``target`` as given.
+
+    ``compute_digest`` hashes downloaded artifacts for the digest; an S3 model's digest comes from
+    its ETags (no hashing), so it is always filled."""
     check_reference(target)
     registry = resolver if resolver is not None else default_resolver()
     if target.startswith("s3://"):
@@ -71,7 +76,7 @@ def scan_reference(target: str, policy: Policy, resolver: Resolver | None = None
             raise TargetError(f"{target}: {resolution.reason or 'nothing to scan'}")
         if resolution.reason:
             log.warning("%s: %s", target, resolution.reason)
-        return scan_target(resolution.path, policy, label=target, resolver=registry)
+        return scan_target(resolution.path, policy, label=target, resolver=registry, compute_digest=compute_digest)
     finally:
         resolution.release()
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlgate.analyzers.core.digest import file_sha256, manifest_digest
+from mlgate.analyzers.core.digest import files_manifest_digest, manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.report import TargetReport, build_report
 from mlgate.analyzers.core.walker import BUDGET, ScanContext, ScanOptions, TargetScan, scan_artifacts
@@ -500,8 +500,8 @@ class MLflowSource:
         with self._downloaded(name, version, repo, files) as (dest, problem):
             if dest is None:
                 raise ValueError(problem)
-            paths = sorted(p for p in dest.rglob("*") if p.is_file())
-            return manifest_digest((p.relative_to(dest).as_posix(), file_sha256(p)) for p in paths)
+            files = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if p.is_file()}
+            return files_manifest_digest(files)  # hashed in parallel, as the scan does
 
     def _listing(self, name: str, version: str) -> tuple[Any, list[tuple[str, int]]]:
         """The version's artifact repository and its files (relative path, size)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -84,14 +85,35 @@ def test_output_file_and_json_contract(plain_dir, tmp_path):
     target = doc["targets"][0]
     assert set(target) >= {"target", "verdict", "scan_complete", "digest", "duration_s", "findings", "dependencies"}
     assert target["verdict"] == "approved" and target["scan_complete"] is True
-    assert target["digest"].startswith("sha256:") and len(target["digest"]) == 71
+    assert target["digest"] is None  # not computed unless asked (docs/contracts.md §1)
+
+
+def test_digest_is_opt_in_and_matches_the_manifest(plain_dir, tmp_path):
+    files = sorted(p for p in plain_dir.rglob("*") if p.is_file())
+    lines = "".join(
+        f"{p.relative_to(plain_dir).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in files
+    )
+    expected = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+    flag = json.loads(run("scan", "--format", "json", "--digest", str(plain_dir)).stdout)["targets"][0]
+    assert flag["digest"] == expected
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[scan]\ndigest = true\n")
+    by_policy = json.loads(run("scan", "--format", "json", "--policy", str(policy), str(plain_dir)).stdout)
+    assert by_policy["targets"][0]["digest"] == expected
+
+
+def test_policy_scan_digest_must_be_a_boolean(plain_dir, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[scan]\ndigest = "yes"\n')
+    result = run("scan", "--policy", str(policy), str(plain_dir))
+    assert result.returncode == 2 and "[scan] digest" in result.stderr
 
 
 def test_digest_changes_with_content(plain_dir):
-    first = json.loads(run("scan", "--format", "json", str(plain_dir)).stdout)["targets"][0]["digest"]
+    first = json.loads(run("scan", "--format", "json", "--digest", str(plain_dir)).stdout)["targets"][0]["digest"]
     (plain_dir / "README.md").write_text("# changed\n")
-    second = json.loads(run("scan", "--format", "json", str(plain_dir)).stdout)["targets"][0]["digest"]
-    assert first != second
+    second = json.loads(run("scan", "--format", "json", "--digest", str(plain_dir)).stdout)["targets"][0]["digest"]
+    assert first != second and second.startswith("sha256:")
 
 
 def test_jobs_keeps_target_order(plain_dir, tmp_path):

@@ -49,12 +49,18 @@ def targets() -> list[str]:
 
 def scan_reports(mlgate: list[str]) -> dict[str, dict]:
     """Scan every target with the given ``mlgate`` command; reports keyed by target, durations removed
-    and the checkout's own path written ``<repo>`` (a dependency's cache path appears in reasons)."""
+    and the checkout's own path written ``<repo>`` (a dependency's cache path appears in reasons).
+    ``--digest`` keeps content digests in the golden file (``mlgate scan`` leaves them null otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "HF_"))}
     env["HF_HUB_CACHE"] = str(REPO / "tests/fixtures/deps/hub")
     names = targets()
     done = subprocess.run(
-        [*mlgate, "scan", *names, "--format", "json"], cwd=REPO, env=env, capture_output=True, text=True, check=False
+        [*mlgate, "scan", *names, "--format", "json", "--digest"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode not in (0, 1):
         raise RuntimeError(f"mlgate scan failed ({done.returncode}): {done.stderr.strip()}")

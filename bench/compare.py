@@ -1,0 +1,334 @@
+"""Side by side: mlgate and the peer scanners on the same inputs, whole process, alternating runs.
+
+Usage::
+
+    python3 -m venv PEERS && PEERS/bin/pip install picklescan modelscan fickling modelaudit
+    python3 bench/compare.py --peers PEERS [--reps 3] [--big-mb 1024] [--safetensors-mb 1024]
+        [--dir-files 1000] [--workdir DIR] [--only CASE,...] [--timeout 120]
+
+The peers live in their own virtual environment (``--peers``, never an mlgate dependency); a peer
+whose command is missing there is skipped. mlgate runs from this interpreter
+(``python -m mlgate.controller scan``, default options: no content digest; the ``mlgate --digest``
+row adds it).
+
+Inputs, built in ``--workdir`` (a temporary folder by default) with real libraries:
+
+- ``small-pickle``: ``pickle.dumps`` of a dict of lists and a numpy array (protocol 4).
+- ``torch-40mb`` / ``torch-big``: torch zip checkpoints (``archive/data.pkl``, ``archive/data/<key>``,
+  ``archive/version``, stored members) of 100 / 1,000 float32 tensors. ``data.pkl`` is written by
+  ``torch.save`` when torch is importable, else by ``pickle`` in torch's layout
+  (``torch._utils._rebuild_tensor_v2`` over persistent ``storage`` ids); the storages of the big one
+  are zeros written as holes (a sparse file), so it costs little disk.
+- ``safetensors-1gb``: ``safetensors.numpy.save_file`` of four float32 arrays.
+- ``keras``, ``savedmodel``, ``onnx``: benign committed fixtures from ``tests/fixtures/keras_tf``.
+- ``dir-1000``: a folder of ``--dir-files`` small models: pickles (a few with an ``os.system``
+  payload that would only ``touch`` a canary), torch zips, safetensors, JSON configs and copies of
+  the Keras/ONNX fixtures.
+
+Each case runs every tool once per repetition, in turn (mlgate, peer 1, peer 2, ..., then again), so
+load changes on a shared machine hit all tools alike. Per tool it prints the median wall time,
+median CPU time (user + system of the process and its children, from ``wait4``), median peak RSS,
+the exit status of the last run (for mlgate 1 means quarantined) and mlgate's wall-time ratio to it
+(> 1: mlgate is slower). Nothing here ever unpickles or loads a model in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pickle_speed import _SparseZeros  # bench/ is on sys.path when this script runs
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "keras_tf"
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+class _Payload:
+    """Pickles as a call to os.system that only touches a canary file (never run here)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"mkdir -p /tmp/mlgate-canary && touch /tmp/mlgate-canary/{self.name}",))
+
+
+def small_pickle(path: Path, malicious: str | None = None) -> None:
+    import numpy as np
+
+    obj: dict[str, object] = {
+        "weights": np.arange(256, dtype=np.float32).reshape(16, 16),
+        "vocab": [f"tok{i}" for i in range(200)],
+        "config": {"layers": 4, "hidden": 16, "act": "gelu"},
+    }
+    if malicious:
+        obj["x"] = _Payload(malicious)
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+
+
+def _fake_torch() -> tuple[Callable[..., object], type]:
+    """Stand-ins registered as ``torch._utils._rebuild_tensor_v2`` and ``torch.FloatStorage`` so
+    ``pickle`` writes the same GLOBAL opcodes torch.save writes (only in this builder process)."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args: object) -> None:  # pragma: no cover - never called
+        raise RuntimeError("builder stand-in")
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+
+    class FloatStorage:
+        pass
+
+    FloatStorage.__module__ = "torch"
+    FloatStorage.__qualname__ = "FloatStorage"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2  # type: ignore[attr-defined]
+    torch.FloatStorage = FloatStorage  # type: ignore[attr-defined]
+    torch._utils = utils  # type: ignore[attr-defined]
+    sys.modules.setdefault("torch", torch)
+    sys.modules.setdefault("torch._utils", utils)
+    return sys.modules["torch._utils"]._rebuild_tensor_v2, sys.modules["torch"].FloatStorage  # type: ignore[attr-defined]
+
+
+def _torch_data_pkl(n: int, numel: int) -> bytes:
+    """``data.pkl`` of an OrderedDict of ``n`` float32 tensors of ``numel`` elements, torch layout."""
+    rebuild, storage = _fake_torch()
+    from collections import OrderedDict
+
+    class _Tensor:
+        def __init__(self, key: int) -> None:
+            self.key = key
+
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return (rebuild, (_Storage(self.key), 0, (numel,), (1,), False, OrderedDict()))
+
+    class _Storage:
+        def __init__(self, key: int) -> None:
+            self.key = key
+
+    class _Pickler(pickle.Pickler):
+        def persistent_id(self, obj: object) -> object:
+            if isinstance(obj, _Storage):
+                return ("storage", storage, str(obj.key), "cpu", numel)
+            return None
+
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=2).dump(OrderedDict((f"layer{i}.weight", _Tensor(i)) for i in range(n)))
+    return buf.getvalue()
+
+
+def torch_zip(path: Path, tensors: int, total_bytes: int, sparse: bool) -> None:
+    """A torch zip checkpoint; ``sparse`` writes the storages as zeros in holes (little disk)."""
+    numel = max(1, total_bytes // tensors // 4)
+    data_pkl = _torch_data_pkl(tensors, numel)
+    stem = path.stem
+    raw = _SparseZeros(path) if sparse else open(path, "wb")
+    with raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(f"{stem}/data.pkl", data_pkl)
+        zf.writestr(f"{stem}/byteorder", "little")
+        for i in range(tensors):
+            with zf.open(zipfile.ZipInfo(f"{stem}/data/{i}"), "w", force_zip64=True) as member:
+                left = numel * 4
+                while left:
+                    n = min(left, 1 << 20)
+                    member.write(bytes(n) if sparse else os.urandom(n))
+                    left -= n
+        zf.writestr(f"{stem}/version", "3\n")
+
+
+def safetensors_file(path: Path, total_bytes: int) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    per = total_bytes // 4 // 4
+    save_file({f"w{i}": np.zeros(per, dtype=np.float32) for i in range(4)}, str(path), metadata={"format": "np"})
+
+
+def mixed_dir(path: Path, count: int) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    fixtures = [FIXTURES / "keras" / "benign_k3.keras", FIXTURES / "onnx" / "benign.onnx"]
+    small_zip = path / "_template.pt"
+    torch_zip(small_zip, 4, 64 * 1024, sparse=False)
+    for i in range(count):
+        slot = i % 10
+        name = path / f"m{i:04d}"
+        if slot in (0, 1, 2):
+            small_pickle(name.with_suffix(".pkl"), malicious=f"compare-{i}" if i % 100 == 0 else None)
+        elif slot in (3, 4):
+            shutil.copyfile(small_zip, name.with_suffix(".pt"))
+        elif slot in (5, 6):
+            save_file({"w": np.arange(64, dtype=np.float32)}, str(name.with_suffix(".safetensors")))
+        elif slot == 7:
+            name.with_suffix(".json").write_text(json.dumps({"model_type": "bert", "hidden_size": 16}))
+        else:
+            src = fixtures[slot - 8]
+            shutil.copyfile(src, name.with_suffix(src.suffix))
+    small_zip.unlink()
+
+
+def build_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
+    cases: dict[str, tuple[Path, Callable[[Path], None]]] = {
+        "small-pickle": (work / "small.pkl", small_pickle),
+        "torch-40mb": (work / "torch40.pt", lambda p: torch_zip(p, 100, 40 << 20, sparse=False)),
+        "torch-big": (work / "torch_big.pt", lambda p: torch_zip(p, 1000, args.big_mb << 20, sparse=True)),
+        "safetensors-1gb": (work / "big.safetensors", lambda p: safetensors_file(p, args.safetensors_mb << 20)),
+        "keras": (FIXTURES / "keras" / "benign_k3.keras", lambda p: None),
+        "savedmodel": (FIXTURES / "savedmodel" / "benign_module", lambda p: None),
+        "onnx": (FIXTURES / "onnx" / "benign.onnx", lambda p: None),
+        "dir-1000": (work / "mixed", lambda p: mixed_dir(p, args.dir_files)),
+    }
+    out = {}
+    for name, (path, build) in cases.items():
+        if args.only and name not in args.only:
+            continue
+        if not path.exists():
+            t0 = time.perf_counter()
+            build(path)
+            print(f"built {name}: {path.name} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        out[name] = path
+    return out
+
+
+# --- tools -----------------------------------------------------------------------------------------
+def tools(peers: Path | None) -> dict[str, Callable[[Path], list[str]] | None]:
+    mlgate = [sys.executable, "-m", "mlgate.controller", "scan", "--format", "json", "--no-progress"]
+    out: dict[str, Callable[[Path], list[str]] | None] = {
+        "mlgate": lambda p: [*mlgate, str(p)],
+        "mlgate --digest": lambda p: [*mlgate, "--digest", str(p)],
+    }
+    bindir = peers / "bin" if peers else None
+
+    def peer(exe: str, build: Callable[[str, Path], list[str]]) -> Callable[[Path], list[str]] | None:
+        if bindir is None or not (bindir / exe).exists():
+            return None
+        return lambda p: build(str(bindir / exe), p)
+
+    out["picklescan"] = peer("picklescan", lambda e, p: [e, "-p", str(p)])
+    out["modelscan"] = peer("modelscan", lambda e, p: [e, "-p", str(p)])
+    out["fickling"] = peer("fickling", lambda e, p: [e, "--check-safety", str(p)])
+    out["modelaudit"] = peer("modelaudit", lambda e, p: [e, "scan", "--no-cache", str(p)])
+    return out
+
+
+def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
+    """Wall, CPU (user+sys incl. children) and peak RSS of one process; output discarded."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            return {
+                "wall": float("inf"),
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "rss_mb": usage.ru_maxrss / 1024,
+                "rc": "timeout",
+            }
+        time.sleep(0.002)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "rc": proc.returncode,
+    }
+
+
+def measure(case: str, target: Path, available: dict[str, Callable[[Path], list[str]]], args: argparse.Namespace):
+    runs: dict[str, list[dict[str, float | int | str]]] = {name: [] for name in available}
+    for _ in range(args.reps):
+        for name, make in available.items():
+            if runs[name] and runs[name][-1]["rc"] == "timeout":
+                continue  # one timeout is enough to know
+            runs[name].append(run_once(make(target), args.timeout))
+    rows = []
+    base = statistics.median(r["wall"] for r in runs["mlgate"])  # type: ignore[misc]
+    for name, results in runs.items():
+        wall = statistics.median(r["wall"] for r in results)  # type: ignore[misc]
+        rows.append(
+            {
+                "case": case,
+                "tool": name,
+                "runs": len(results),
+                "wall_s": wall,
+                "cpu_s": statistics.median(r["cpu"] for r in results),  # type: ignore[misc]
+                "peak_mib": statistics.median(r["rss_mb"] for r in results),  # type: ignore[misc]
+                "rc": results[-1]["rc"],
+                "mlgate_ratio": base / wall if wall not in (0, float("inf")) else 0.0,
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=Path, help="virtual environment holding the peer scanners")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--big-mb", type=int, default=1024, help="size of the big torch zip (sparse)")
+    parser.add_argument("--safetensors-mb", type=int, default=1024)
+    parser.add_argument("--dir-files", type=int, default=1000)
+    parser.add_argument("--workdir", type=Path, help="keep the inputs here (reused when present)")
+    parser.add_argument("--only", type=lambda s: set(s.split(",")), help="comma-separated case names")
+    parser.add_argument("--skip", type=lambda s: set(s.split(",")), default=set(), help="tools to leave out")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a run is killed")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-compare-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        inputs = build_inputs(work, args)
+        available = {n: f for n, f in tools(args.peers).items() if f is not None and n not in args.skip}
+        missing = [n for n, f in tools(args.peers).items() if f is None]
+        if missing:
+            print(f"not installed in --peers, skipped: {', '.join(missing)}", file=sys.stderr)
+        all_rows = []
+        print(
+            f"{'case':16} {'tool':16} {'runs':>4} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9} {'rc':>7} {'mlgate/x':>9}"
+        )
+        for case, target in inputs.items():
+            for row in measure(case, target, available, args):
+                all_rows.append(row)
+                print(
+                    f"{row['case']:16} {row['tool']:16} {row['runs']:>4} {row['wall_s']:>8.3f} {row['cpu_s']:>8.3f} "
+                    f"{row['peak_mib']:>9.1f} {row['rc']!s:>7} {row['mlgate_ratio']:>9.2f}",
+                    flush=True,
+                )
+        if args.json:
+            args.json.write_text(json.dumps(all_rows, indent=1))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    canaries = Path("/tmp/mlgate-canary")
+    if canaries.exists() and any(p.name.startswith("compare-") for p in canaries.iterdir()):
+        print("a canary exists: some tool executed a payload", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
