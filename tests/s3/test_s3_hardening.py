@@ -166,3 +166,27 @@ def test_quarantine_move_destination_carries_the_full_digest(s3, moto_endpoint, 
     hexdigest = digest.removeprefix("sha256:")
     assert len(hexdigest) == 64
     assert f"quarantine/{bucket}/{hexdigest}/evil/model.pkl" in keys, keys
+
+
+def test_a_worker_scanning_a_hanging_hdf5_object_ends_at_the_deadline(s3, moto_endpoint, bucket, s3_log):
+    """The controller's workers get the same guarantee as ``mlgate scan``: the HDF5 child is killed."""
+    from pathlib import Path
+
+    from s3_helpers import factory
+
+    from mlgate.analyzers.core.budget import Budgets
+    from mlgate.analyzers.core.policy import Policy
+    from mlgate.controller.s3.source import S3Source
+
+    hang = Path(__file__).resolve().parents[1] / "fixtures" / "hardening" / "hang_benign.h5"
+    s3.put_object(Bucket=bucket, Key="keras/model.h5", Body=hang.read_bytes())
+    policy = Policy(budgets=Budgets(max_native_seconds=2))
+    source = S3Source([BucketConfig(bucket=bucket)], policy, SIGNING_KEY, client_factory=factory(moto_endpoint))
+    started = time.monotonic()
+    runtime = reconcile(source, timeout=60)
+    assert time.monotonic() - started < 30
+    assert verdict(s3, bucket, "keras/model.h5") == "quarantined"
+    assert [r.verdict for r in runtime.results] == ["quarantined"]
+    scanned = [r for r in s3_log if r.getMessage() == "scanned"]
+    assert scanned and all(getattr(r, "version", None) is None for r in scanned)  # a key is no "version"
+    assert all(getattr(r, "model", "") == f"{bucket}/keras/model.h5" for r in scanned)
