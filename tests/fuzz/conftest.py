@@ -17,7 +17,7 @@ _COMMON = dict(
 )
 # CI: the same mutants on every run (a red build is a regression, not luck); long: fresh ones each run.
 settings.register_profile(
-    "ci", max_examples=int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "30")), derandomize=True, **_COMMON
+    "ci", max_examples=int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "20")), derandomize=True, **_COMMON
 )
 settings.register_profile(
     "long", max_examples=int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "5000")), derandomize=False, **_COMMON

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def server(tls_files: dict, registry: Any, s3_client: Any):  # noqa: ANN201
+def server(tls_files: dict, registry: Any, s3_client: Any):
     lookup = RegistryVerdicts(registry, SIGNING_KEY, s3_client)
     webhook = AdmissionWebhook(lookup, AdmissionPolicy(storage_buckets={"localMinIO": "models"}))
     srv = serve("127.0.0.1", 0, tls_files["cert"], tls_files["key"], webhook)
