@@ -388,7 +388,7 @@ class Promise:
 
 
 _TORCH_FIRST = frozenset({Kind.ZIP, Kind.TAR})  # torch.load: zip, then the legacy tar, then pickle
-_JOBLIB_FIRST = frozenset({Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4})
+_JOBLIB_FIRST = frozenset({Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4, Kind.JOBLIB_ZF})
 _NUMPY_FIRST = frozenset({Kind.ZIP, Kind.NUMPY})  # np.load: zip (npz), the .npy magic, then pickle
 OPAQUE_SUFFIXES = frozenset({".bin", ".dat"})
 """Names that do not promise one format. ``.bin`` and ``.dat`` hold many legitimate formats mlgate has
