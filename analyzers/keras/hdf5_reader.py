@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from ..core.artifact import read_exact
 from ..core.budget import BudgetExceeded
+from ..core.kinds import HDF5_SIGNATURE, hdf5_superblock_offsets
 from ..core.walker import Malformed, ScanContext
 
 CHILD_SCRIPT = Path(__file__).with_name("hdf5_child.py")
@@ -42,6 +43,9 @@ def child_command() -> list[str]:
 
 def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) -> dict[str, str]:
     """The text of the root attributes ``names`` of the HDF5 file in ``stream`` (seekable, ``size`` bytes)."""
+    problem = superblock_problem(stream, size)
+    if problem:  # what libhdf5 answers at once: no child process for content it refuses before parsing
+        raise Malformed(f"HDF5 file could not be opened: {problem}")
     budgets = ctx.tracker.budgets
     proc = subprocess.Popen(
         child_command(),
@@ -82,6 +86,27 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
     if not isinstance(attrs, dict):
         raise Malformed("HDF5 reader returned no attributes")
     return {str(k): str(v) for k, v in attrs.items()}
+
+
+_SIZES = frozenset({2, 4, 8, 16, 32})  # sizes of offsets and lengths libhdf5 accepts in a superblock
+
+
+def superblock_problem(stream: BinaryIO, size: int) -> str:
+    """Why libhdf5 refuses the file before parsing anything ("" when it does not): no signature where it
+    looks (0, 512, 1024, ... below ``size``), or a superblock version or address size it does not know."""
+    for offset in hdf5_superblock_offsets(size):
+        stream.seek(offset)
+        head = read_exact(stream, 16)
+        if head[:8] != HDF5_SIGNATURE:
+            continue
+        version = head[8] if len(head) > 8 else -1
+        if version not in (0, 1, 2, 3):
+            return f"unknown superblock version {version}"
+        sizes = (head[9:10], head[10:11]) if version >= 2 else (head[13:14], head[14:15])
+        if any(not b or b[0] not in _SIZES for b in sizes):
+            return "bad byte number in an address or length"
+        return ""
+    return "file signature not found"
 
 
 def _await_ready(proc: subprocess.Popen[bytes], deadline: float) -> None:
