@@ -50,6 +50,8 @@ def hook(event, args):
         if caller.co_filename.startswith("<frozen importlib") and caller.co_name == "_compile_bytecode":
             return  # a lazily imported module's cached bytecode (.pyc)
         events.append([event, caller.co_filename, caller.co_name])
+    elif event == "socket.bind" and len(args) > 1 and args[1] in (("::1", 0), ("127.0.0.1", 0)):
+        return  # urllib3's import-time IPv6 probe: a loopback bind, nothing leaves the host
     elif event.startswith(NETWORK) or event in OTHER:
         events.append([event, repr(args)[:300]])
     elif event == "open":
