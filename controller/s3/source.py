@@ -425,7 +425,6 @@ def unsettled(cfg: BucketConfig, model: S3Model, now: dt.datetime | None = None)
     return ""
 
 
-def bucket_sources(config: ControllerConfig, key: bytes, policy: Policy) -> list[S3Source]:
 def bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, reports: Any = None) -> list[S3Source]:
     """The controller's S3 source for ``config.buckets`` (none when no bucket is configured)."""
     if not config.buckets:
