@@ -28,6 +28,7 @@ import zstandard
 
 from ..core.artifact import Opener, SliceStream, read_exact, seek_position
 from ..core.budget import BudgetExceeded, BudgetTracker, MiB
+from ..core.kinds import JOBLIB_ZF_LENGTH, joblib_zf_header
 
 CHECKPOINT_SPACING = 2 * MiB
 """Output distance between saved decoder states (zlib-family codecs only)."""
@@ -232,6 +233,15 @@ def _zip_lzma(source: BinaryIO) -> _Decoder:
     )
 
 
+def _joblib_zf(source: BinaryIO) -> _Decoder:
+    """joblib's compatibility format: ``ZF``, a 19-character hex length, an optional space, zlib data."""
+    head = read_exact(source, 2 + JOBLIB_ZF_LENGTH + 1)
+    skip = joblib_zf_header(head)
+    if skip is None:
+        raise CorruptData("joblib ZF header is not valid")
+    return _ZlibDecoder(source, 15, multi=False, tail=head[skip:], consumed=len(head))
+
+
 DEFLATE = Codec("deflate", lambda s: _ZlibDecoder(s, -15, multi=False))
 ZLIB = Codec("zlib", lambda s: _ZlibDecoder(s, 15, multi=False))
 GZIP = Codec("gzip", lambda s: _ZlibDecoder(s, 31, multi=True))
@@ -241,6 +251,7 @@ LZMA_ALONE = Codec("lzma", lambda s: _BufferingDecoder(s, lambda: lzma.LZMADecom
 LZ4_FRAME = Codec("lz4", lambda s: _BufferingDecoder(s, _lz4_decompressor, LZ4_MAGIC))
 ZSTD = Codec("zstd", _ZstdDecoder)
 ZIP_LZMA = Codec("lzma", _zip_lzma)
+JOBLIB_ZF = Codec("joblib-zf", _joblib_zf)
 
 
 def _lz4_decompressor() -> Any:

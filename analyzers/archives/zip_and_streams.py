@@ -35,6 +35,7 @@ from .members import ZIP, Member, MemberAudit, MemberType, member_artifact, stop
 from .streams import (
     BZIP2,
     GZIP,
+    JOBLIB_ZF,
     LZ4_FRAME,
     LZMA_ALONE,
     XZ,
@@ -76,8 +77,9 @@ STREAM_CODECS: dict[Kind, Codec] = {
     Kind.ZLIB: ZLIB,
     Kind.ZSTD: ZSTD,
     Kind.LZ4: LZ4_FRAME,
+    Kind.JOBLIB_ZF: JOBLIB_ZF,
 }
-WEAK_MAGIC = frozenset({Kind.ZLIB, Kind.LZMA})
+WEAK_MAGIC = frozenset({Kind.ZLIB, Kind.LZMA, Kind.JOBLIB_ZF})
 """Kinds sniffed from one or two header bytes, which raw tensor data can match by chance."""
 _MAX_LINK_TARGET = 4096
 

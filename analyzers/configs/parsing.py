@@ -121,8 +121,9 @@ def parse_yaml(data: bytes) -> Document:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Malformed(f"YAML is not UTF-8 ({exc.reason})", exc.start) from None
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader refuses non-printable characters here (ReaderError)
         value = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -130,7 +131,8 @@ def parse_yaml(data: bytes) -> Document:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise Malformed(f"YAML error{where}: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Document(value, python_tags=loader.python_tags, mappings=loader.mappings)
 
 

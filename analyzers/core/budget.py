@@ -31,6 +31,9 @@ class Budgets:
     """Wall time for the target."""
     max_member_bytes: int = 2 * GiB
     """Decompressed size of any single member read as a stream."""
+    max_native_seconds: float = 60.0
+    """Wall time of one native parser that cannot be interrupted (libhdf5 via h5py), which runs in a
+    child process killed when this (or ``max_seconds``) runs out."""
 
     @classmethod
     def field_names(cls) -> list[str]:

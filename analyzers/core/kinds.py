@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 SNIFF_BYTES = 4096
-"""How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit."""
+"""How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit (the walker probes
+the later powers of two itself, see ``hdf5_superblock_offsets``)."""
 
 
 class Kind(enum.Enum):
@@ -31,6 +32,7 @@ class Kind(enum.Enum):
     BZIP2 = "bzip2"
     XZ = "xz"
     LZMA = "lzma"
+    JOBLIB_ZF = "joblib-zf"  # joblib's old compatibility format: "ZF", a hex length, then a zlib stream
     ZLIB = "zlib"
     ZSTD = "zstd"
     LZ4 = "lz4"
@@ -59,7 +61,8 @@ NAME_ONLY_KINDS = frozenset({Kind.SAVEDMODEL, Kind.KERAS_METADATA, Kind.MSGPACK,
 
 _ELF = b"\x7fELF"
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
-_HDF5 = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5 = HDF5_SIGNATURE
 _PICKLE_PROTO_OPS = frozenset(range(2, 6))
 # Opcodes a protocol 0/1 pickle can start with: MARK, GLOBAL, EMPTY_LIST/DICT/TUPLE, INT, LONG,
 # STRING, UNICODE, NONE, BININT*, BINSTRING, BINUNICODE, FLOAT, BINFLOAT, PERSID, BINPERSID.
@@ -84,7 +87,7 @@ EXPECTED_KINDS: dict[str, frozenset[Kind]] = {
     ".bin": frozenset({Kind.ZIP, Kind.PICKLE, Kind.TAR, Kind.UNKNOWN}),
     ".pkl": frozenset({Kind.PICKLE}),
     ".pickle": frozenset({Kind.PICKLE}),
-    ".joblib": frozenset({Kind.PICKLE, Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4}),
+    ".joblib": frozenset({Kind.PICKLE, Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4, Kind.JOBLIB_ZF}),
     ".npy": frozenset({Kind.NUMPY}),
     ".npz": frozenset({Kind.ZIP}),
     ".safetensors": frozenset({Kind.SAFETENSORS}),
@@ -170,7 +173,7 @@ def _by_magic(head: bytes) -> Kind | None:
         return Kind.NUMPY
     if head[:4] == b"GGUF":
         return Kind.GGUF
-    if any(head[off : off + 8] == _HDF5 for off in (0, 512, 1024, 2048)):
+    if any(head[off : off + 8] == _HDF5 for off in hdf5_superblock_offsets(len(head))):
         return Kind.HDF5
     if head[:4] == _ELF or head[:4] in _MACHO or head[:2] == b"MZ":
         return Kind.EXECUTABLE
@@ -182,6 +185,8 @@ def _by_magic(head: bytes) -> Kind | None:
         return Kind.ZLIB
     if _looks_like_lzma_alone(head):
         return Kind.LZMA
+    if joblib_zf_header(head) is not None:
+        return Kind.JOBLIB_ZF
     if len(head) >= 512 and _tar_checksum_ok(head[:512]):
         return Kind.TAR  # pre-POSIX (v7) tar header without the "ustar" magic
     return None
@@ -256,11 +261,50 @@ def _looks_like_zlib(head: bytes) -> bool:
 
 
 def _looks_like_lzma_alone(head: bytes) -> bool:
-    # .lzma "alone" header: properties byte 0x5D, dictionary size (power of two), then size or -1.
+    """An .lzma "alone" header as liblzma's auto decoder (``lzma.open``, joblib) accepts it.
+
+    Properties byte 0x5D (the only one joblib routes: its prefix is ``]\\x00\\x00``), a
+    dictionary size of 2^n or 2^n + 2^(n-1) (liblzma's "picky" check, which also lets 0
+    through), then the uncompressed size: -1 (unknown) or below 2^38.
+    """
     if len(head) < 13 or head[0] != 0x5D:
         return False
-    (dict_size,) = struct.unpack("<I", head[1:5])
-    return dict_size >= 4096 and (dict_size & (dict_size - 1)) == 0
+    (dict_size, size) = struct.unpack("<IQ", head[1:13])
+    d = (dict_size - 1) & 0xFFFFFFFF
+    for shift in (2, 3, 4, 8, 16):
+        d |= d >> shift
+    if (d + 1) & 0xFFFFFFFF != dict_size and dict_size != 0xFFFFFFFF:
+        return False
+    return size == (1 << 64) - 1 or size < (1 << 38)
+
+
+JOBLIB_ZF_PREFIX = b"ZF"
+JOBLIB_ZF_LENGTH = 19  # len(hex(2**64)): joblib pads the hex length to this width
+
+
+def joblib_zf_header(head: bytes) -> int | None:
+    """Length of joblib's compatibility ("ZF") header when ``head`` starts with one, else None.
+
+    ``joblib.numpy_pickle_compat.read_zfile``: ``ZF``, ``hex(len(data))`` left-justified to 19
+    characters (parsed with ``int(x, 16)``), one optional space (older writers), then zlib data.
+    """
+    if head[:2] != JOBLIB_ZF_PREFIX or len(head) < 2 + JOBLIB_ZF_LENGTH:
+        return None
+    try:
+        int(head[2 : 2 + JOBLIB_ZF_LENGTH].decode("ascii"), 16)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    length = 2 + JOBLIB_ZF_LENGTH
+    return length + 1 if head[length : length + 1] == b" " else length
+
+
+def hdf5_superblock_offsets(size: int) -> list[int]:
+    """Where libhdf5 looks for the superblock signature: 0, then every power of two from 512 below ``size``."""
+    offsets, off = [0], 512
+    while off + 8 <= size:
+        offsets.append(off)
+        off *= 2
+    return offsets
 
 
 def _tar_checksum_ok(block: bytes) -> bool:
@@ -344,7 +388,7 @@ class Promise:
 
 
 _TORCH_FIRST = frozenset({Kind.ZIP, Kind.TAR})  # torch.load: zip, then the legacy tar, then pickle
-_JOBLIB_FIRST = frozenset({Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4})
+_JOBLIB_FIRST = frozenset({Kind.ZLIB, Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.LZ4, Kind.JOBLIB_ZF})
 _NUMPY_FIRST = frozenset({Kind.ZIP, Kind.NUMPY})  # np.load: zip (npz), the .npy magic, then pickle
 OPAQUE_SUFFIXES = frozenset({".bin", ".dat"})
 """Names that do not promise one format. ``.bin`` and ``.dat`` hold many legitimate formats mlgate has

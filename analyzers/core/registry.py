@@ -31,7 +31,7 @@ AnalyzerFn = Callable[["Artifact", "ScanContext"], Iterable["Finding"]]
 # imported the first time one of its kinds is met, so a scan pays only for the formats it sees
 # (a pickle never loads protobuf, h5py or py7zr). Adding a format is one line here;
 # tests/core/test_registry.py checks these lists against what the modules register.
-_COMPRESSED = (Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.ZLIB, Kind.ZSTD, Kind.LZ4)
+_COMPRESSED = (Kind.GZIP, Kind.BZIP2, Kind.XZ, Kind.LZMA, Kind.ZLIB, Kind.ZSTD, Kind.LZ4, Kind.JOBLIB_ZF)
 ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
     "mlgate.analyzers.archives.zip_and_streams": (Kind.ZIP, *_COMPRESSED),
     "mlgate.analyzers.archives.tar": (Kind.TAR,),

@@ -29,6 +29,7 @@ from .digest import FileHasher, manifest_digest
 from .findings import Finding, Rule, Severity
 from .kinds import (
     DATA_KINDS,
+    HDF5_SIGNATURE,
     NAME_ONLY_KINDS,
     OPAQUE_SUFFIXES,
     PICKLE_START_BYTES,
@@ -37,6 +38,7 @@ from .kinds import (
     Promise,
     conventional_mismatch,
     expected_kinds,
+    hdf5_superblock_offsets,
     promise_for,
     sniff,
 )
@@ -66,6 +68,9 @@ NOT_AS_PROMISED = Rule(
 OPAQUE = Rule("MLG-CORE-012", Severity.INFO, "Bytes no loader mlgate knows can read", "core")
 EMPTY = Rule("MLG-CORE-013", Severity.LOW, "Empty file", "core")
 PICKLE_POLYGLOT = Rule("MLG-CORE-014", Severity.HIGH, "Content is also a pickle that pickle.load runs", "core")
+
+
+_HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".he5", ".keras", ".nc", ".weights"})
 
 
 class Malformed(Exception):
@@ -145,6 +150,9 @@ class ScanContext:
             self.add(EMPTY.finding(artifact.location, "empty file: no loader can read a model from it"))
             return
         kind = sniff(head, artifact.name)
+        late_hdf5 = kind is not Kind.HDF5 and self._hdf5_past_head(artifact, len(head))
+        if late_hdf5 and kind in DATA_KINDS:
+            kind, late_hdf5 = Kind.HDF5, False  # a user block before the superblock: libhdf5 opens it as HDF5
         promise = promise_for(artifact.loaded_as or artifact.name)
         kind, extra = self._route(artifact, head, kind, promise)
         artifact.kind = kind
@@ -170,6 +178,9 @@ class ScanContext:
                 )
             )
             for name, analyze in analyzers_for(Kind.ZIP):
+                self._run(name, analyze, artifact)
+        if late_hdf5:  # also an HDF5 file (h5py finds the superblock past the head): read that view too
+            for name, analyze in analyzers_for(Kind.HDF5):
                 self._run(name, analyze, artifact)
         self._parsed.pop(artifact.location, None)
 
@@ -251,6 +262,29 @@ class ScanContext:
     def _head(self, artifact: Artifact) -> bytes:
         with self.open(artifact) as stream:
             return read_exact(stream, SNIFF_BYTES)
+
+    def _hdf5_past_head(self, artifact: Artifact, head_len: int) -> bool:
+        """An HDF5 superblock at a power-of-two offset past the sniffed head (libhdf5 searches 0,
+        512, 1024, ... up to the end of the file). Probed for top-level files (seeks are cheap: local
+        files, ranged S3 reads) and for members named like HDF5; other members are routed by their
+        head (a member inside a compressed container would be decompressed up to each offset)."""
+        size = artifact.size or 0
+        offsets = [off for off in hdf5_superblock_offsets(size) if off >= head_len]
+        if not offsets:
+            return False
+        if artifact.parent is not None and PurePosixPath(artifact.name).suffix.lower() not in _HDF5_SUFFIXES:
+            return False
+        try:
+            with self.open(artifact) as stream:
+                for off in offsets:
+                    stream.seek(off)
+                    if read_exact(stream, 8) == HDF5_SIGNATURE:
+                        return True
+        except BudgetExceeded as exc:
+            self.budget_exceeded(exc, artifact.location)
+        except OSError:
+            pass  # the analyzers reading this artifact report what cannot be read
+        return False
 
     def _trailing_zip(self, artifact: Artifact) -> bool:
         """True when a top-level file also carries a valid zip end record and central directory.

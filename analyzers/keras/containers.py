@@ -3,7 +3,8 @@
 Each analyzer pulls the JSON out of its container and hands it to
 ``keras.walk_config``; decoded payloads (TorchModuleWrapper pickles) go back
 to the walker as child artifacts so the pickle analyzer scans them. HDF5 is
-read with h5py attributes only (never ``load_model``); the zip is read through
+read with h5py attributes only (never ``load_model``), in a child process with a
+hard deadline (``hdf5_reader``); the zip is read through
 the archive analyzer's member reader (which also walks every member itself).
 """
 
@@ -23,6 +24,7 @@ from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
 from ..savedmodel import schema
 from .config_walker import ANALYZER, ConfigScan, walk_config
+from .hdf5_reader import read_attrs
 
 MAX_CONFIG_BYTES = 64 << 20  # config.json / metadata.json / HDF5 attribute text
 MAX_BUFFERED_HDF5 = 256 << 20  # an HDF5 stream that cannot seek is buffered up to this size
@@ -110,24 +112,22 @@ def _extra_members(artifact: Artifact, names: list[str]) -> Iterator[Finding]:
 # ---------------------------------------------------------------------------------------- HDF5
 @register(Kind.HDF5, "keras-h5")
 def analyze_keras_h5(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
-    import h5py
-
     with ctx.open(artifact) as stream:
         source: BinaryIO = stream
-        if not stream.seekable():
+        size = artifact.size
+        if not stream.seekable() or size is None:
             if artifact.size is not None and artifact.size > MAX_BUFFERED_HDF5:
                 raise Malformed("HDF5 member is compressed and too large to read its attributes")
-            source = io.BytesIO(read_exact(stream, MAX_BUFFERED_HDF5 + 1))
-        try:
-            with h5py.File(source, "r") as h5:
-                attrs = {key: h5.attrs[key] for key in H5_CONFIG_ATTRS if key in h5.attrs}
-        except (OSError, ValueError, KeyError) as exc:
-            raise Malformed(f"HDF5 file could not be opened: {exc}") from None
+            data = read_exact(stream, MAX_BUFFERED_HDF5 + 1)
+            if len(data) > MAX_BUFFERED_HDF5:
+                raise Malformed("HDF5 member is compressed and too large to read its attributes")
+            source, size = io.BytesIO(data), len(data)
+        # libhdf5 runs in a child process with a hard deadline (it can hang in C on crafted data)
+        attrs = read_attrs(source, size, list(H5_CONFIG_ATTRS), ctx)
     for key in H5_CONFIG_ATTRS:
         if key not in attrs:
             continue
-        raw = attrs[key]
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+        text = attrs[key]
         ctx.observe_document(f"{artifact.location}:{key}", text, reachable=True)
         if len(text) > MAX_CONFIG_BYTES:
             raise Malformed(f"HDF5 attribute {key} is larger than {MAX_CONFIG_BYTES} bytes")

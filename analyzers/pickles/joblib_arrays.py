@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from .numpy_dtypes import NotADtype, descr_has_objects
 from .vm import Call, InlineBytes, InlinePickle
 
 MAX_ARRAY_BYTES = 1 << 46
@@ -54,7 +55,10 @@ def dtype_info(dtype: object) -> tuple[int, bool] | None:
     if type(descr) is not str:
         return None
     state = dtype.state if type(dtype.state) is tuple else ()
-    hasobject = descr.startswith("O")
+    try:
+        hasobject = descr_has_objects(descr)
+    except NotADtype:
+        hasobject = descr.startswith("O")
     elsize = -1
     if len(state) >= 8:
         if type(state[7]) is int:

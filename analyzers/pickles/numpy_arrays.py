@@ -2,7 +2,7 @@
 
 The header (``\\x93NUMPY``, version, length, then a dict literal) is parsed
 with ``ast.literal_eval`` only. An array whose dtype holds Python objects
-(``'|O'``, or an ``O`` field anywhere inside a structured dtype) stores a
+(in any spelling numpy accepts, see ``numpy_dtypes``) stores a
 pickle after the header, which ``np.load(allow_pickle=True)`` unpickles: it is
 walked as a child artifact, so the pickle analyzer scans it. Plain arrays are
 checked against the size their header announces; bytes past the array are
@@ -23,6 +23,7 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
+from .numpy_dtypes import NotADtype, descr_has_objects
 
 ANALYZER = "numpy"
 
@@ -92,16 +93,14 @@ def read_header(stream: BinaryIO) -> tuple[dict[str, object], int]:
 
 
 def has_objects(descr: object) -> bool:
-    """True when a header ``descr`` (a type string or a structured field list) holds object fields."""
-    if isinstance(descr, str):
-        match = _SIZE.match(descr)
-        return descr.lstrip("<>|=").startswith("O") if match is None else match.group(1) == "O"
-    if isinstance(descr, (list, tuple)):
-        for field in descr:
-            if isinstance(field, (list, tuple)) and len(field) >= 2 and has_objects(field[1]):
-                return True
-        return False
-    return True  # anything else: numpy would reject it; treat it as unknown content
+    """True when a header ``descr`` makes a dtype that holds objects, read with numpy's grammar.
+
+    Raises ``Malformed`` for a descriptor numpy refuses (``np.load`` fails on the file).
+    """
+    try:
+        return descr_has_objects(descr)
+    except NotADtype as exc:
+        raise Malformed(f".npy descr {descr!r} is not a dtype numpy accepts: {exc}") from None
 
 
 def itemsize(descr: object) -> int | None:

@@ -596,6 +596,9 @@ class PickleVM:
         except _Break as exc:
             result.error = str(exc)
             result.error_offset = exc.offset
+        except UnicodeDecodeError as exc:  # a text operand that is not UTF-8: the unpicklers stop there too
+            result.error = f"invalid UTF-8 in a text operand: {exc.reason}"
+            result.error_offset = self.cur
         finally:
             self.memo = saved_memo
         result.end = self.cur

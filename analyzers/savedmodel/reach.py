@@ -106,11 +106,15 @@ class Reachability:
                 name = pending.pop()
                 if name in seen_nodes:
                     continue
+                node = graph.by_name.get(name)
+                if node is None:
+                    continue  # an input naming a node the graph lacks (TensorFlow refuses to import it)
                 seen_nodes.add(name)
                 self.graph_nodes.setdefault(name, reached)
-                node = graph.by_name[name]
                 pending.extend(node_ref(text(i))[0] for i in node.input)
             for site in graph.calls:
+                if site.callee not in self.index.scopes:
+                    continue  # a call of a function the library does not define: TensorFlow refuses to load it
                 if text(site.node.name) in seen_nodes and site.callee not in seen_scopes:
                     seen_scopes.add(site.callee)
                     queue.append(site.callee)
@@ -120,7 +124,7 @@ class Reachability:
                 if not root.saver:
                     self.non_saver.add(name)
                 for site in self.index.scopes[name].calls:
-                    if site.callee not in seen_scopes:
+                    if site.callee in self.index.scopes and site.callee not in seen_scopes:
                         seen_scopes.add(site.callee)
                         queue.append(site.callee)
             if not root.saver:

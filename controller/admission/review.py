@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,11 +87,44 @@ class Reply:
     message: str = ""
 
 
+MAX_NESTING = 200
+"""Deepest JSON nesting accepted in a review (Kubernetes objects nest a few dozen levels at most);
+deeper bodies get a 400 before they are parsed, so neither ``json`` nor the reference walk recurses."""
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_SAME_BRACKETS = bytes.maketrans(b"{}", b"[]")
+
+
+def nesting_depth(body: bytes | str, limit: int | None = None) -> int:
+    """The nesting depth of ``[``/``{`` outside JSON strings, or ``limit + 1`` once it exceeds ``limit``.
+
+    No recursion and no per-byte Python loop: strings are cut out and innermost ``[]`` pairs
+    are removed one level per pass (C-speed ``bytes.replace``).
+    """
+    limit = MAX_NESTING if limit is None else limit
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    brackets = _STRING.sub(b"", raw).translate(_SAME_BRACKETS, _KEEP_BRACKETS)
+    depth = 0
+    while brackets:
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            break  # unbalanced: not JSON, json.loads refuses it
+        depth += 1
+        if depth > limit:
+            return limit + 1
+        brackets = shorter
+    return depth
+
+
 def review(body: bytes | str | Mapping[str, Any], lookup: VerdictLookup, policy: AdmissionPolicy) -> Reply:
     """Judge one AdmissionReview. Never raises: every failure becomes a denial or a 400."""
+    if isinstance(body, (bytes, str)):
+        depth = nesting_depth(body)
+        if depth > MAX_NESTING:
+            return _bad_request(None, f"request body nests {depth} levels deep (at most {MAX_NESTING})")
     try:
         doc = json.loads(body) if isinstance(body, (bytes, str)) else body
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _bad_request(None, "request body is not JSON")
     if not isinstance(doc, Mapping):
         return _bad_request(None, "request body is not a JSON object")

@@ -43,6 +43,10 @@ DEFAULT_MARKERS: tuple[str, ...] = (
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
+DEFAULT_SETTLE_SECONDS = 10.0
+"""Quiet period before a model folder is scanned (``settle_seconds``); see docs/s3.md, "Uploads in progress"."""
+
+
 class QuarantineMode(enum.Enum):
     """What happens to the objects of a quarantined model (beyond the verdict tags, always written)."""
 
@@ -62,6 +66,9 @@ class BucketConfig:
     quarantine_bucket: str = ""  # move: destination bucket (empty: this bucket)
     quarantine_prefix: str = "quarantine/"  # move: destination prefix; never scanned when in this bucket
     model_markers: tuple[str, ...] = DEFAULT_MARKERS
+    settle_seconds: float = field(default_factory=lambda: DEFAULT_SETTLE_SECONDS)
+    # a model folder is scanned once none of its objects changed for this long (uploads in progress)
+    complete_marker: str = ""  # if set: a model folder is scanned only once this file exists in it
     endpoint_url: str = ""  # S3-compatible endpoint (empty: AWS, or AWS_ENDPOINT_URL)
     region: str = ""  # empty: the standard AWS environment
     claims_bucket: str = ""  # where replicas' scan claims live (empty: this bucket, under claims_prefix)
@@ -152,6 +159,10 @@ def _validate(cfg: BucketConfig) -> None:
     for marker in cfg.model_markers:
         if not marker or "/" in marker:
             raise InvalidSetting("model_markers", f"expected file names without '/', got {marker!r}")
+    if cfg.settle_seconds < 0:
+        raise InvalidSetting("settle_seconds", f"must be 0 or more, got {cfg.settle_seconds}")
+    if "/" in cfg.complete_marker:
+        raise InvalidSetting("complete_marker", f"expected a file name without '/', got {cfg.complete_marker!r}")
     positive = {
         "claim_ttl_seconds": cfg.claim_ttl_seconds,
         "visibility_timeout_seconds": cfg.visibility_timeout_seconds,

@@ -196,6 +196,8 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self._synced: dict[str, bool] = dict.fromkeys(self.sources, False)
         self._sync_error: dict[str, str] = {}
+        self.on_pass_failed: Callable[[str, str], None] | None = None
+        """Called with (source, error) when a reconcile pass fails (``--once`` prints it at once)."""
         if http is not None:
             http.add_route("GET", "/healthz", lambda _req: (200, "text/plain", b"ok\n"))
             http.add_route("GET", "/readyz", self._readyz)
@@ -303,9 +305,16 @@ class Runtime:
                 delay = self._pass_failed(source, exc, attempt)
             self._stop.wait(delay)
 
+    def sync_errors(self) -> dict[str, str]:
+        """The last error of every source whose latest reconcile pass failed (what ``/readyz`` names)."""
+        pending = [n for n, ok in self._synced.items() if not ok]
+        return {n: self._sync_error.get(n, "first reconcile pass not finished") for n in pending}
+
     def _pass_failed(self, source: Source, exc: Exception, attempt: int) -> float:
         self._synced[source.name] = False
         self._sync_error[source.name] = f"{type(exc).__name__}: {exc}"
+        if self.on_pass_failed is not None:
+            self.on_pass_failed(source.name, self._sync_error[source.name])
         delay = backoff_delay(attempt, self.backoff)
         level = logging.WARNING if isinstance(exc, SourceUnavailable) else logging.ERROR
         log.log(
@@ -321,8 +330,7 @@ class Runtime:
             return 200, "text/plain", b"ready (follower: serving webhooks and events)\n"
         if self.ready():
             return 200, "text/plain", b"ready\n"
-        waiting = [n for n, ok in self._synced.items() if not ok]
-        detail = "; ".join(f"{n}: {self._sync_error.get(n, 'first reconcile pass not finished')}" for n in waiting)
+        detail = "; ".join(f"{n}: {error}" for n, error in self.sync_errors().items())
         return 503, "text/plain", f"not ready: {detail}\n".encode()
 
     # -- workers --------------------------------------------------------------------------------
@@ -407,7 +415,10 @@ class Runtime:
         top = ", ".join(top_rules(report))
         self._remember(source, request.subject, verdict, top)
         level = logging.WARNING if verdict != "approved" else logging.INFO
-        model, _, version = request.subject.rpartition("/")
+        if request.key[0] == "version" and len(request.key) == 3:  # an MLflow model version
+            model, version = request.key[1], request.key[2]
+        else:  # e.g. an S3 model (bucket, key): a key is no version
+            model, version = "/".join(request.key), None
         log.log(
             level,
             "scanned",

@@ -144,9 +144,12 @@ class VerdictWriter:
         return Applied(tagged=len(objects))
 
     def destination(self, bucket: str, key: str, digest: str) -> str:
-        """Where a quarantined object is copied: deterministic, so a retried move overwrites its own copy."""
-        short = digest.partition(":")[2][:16] or "unknown"
-        return f"{self._cfg.quarantine_prefix}{bucket}/{short}/{key}"
+        """Where a quarantined object is copied: deterministic, so a retried move overwrites its own copy.
+
+        ``<quarantine_prefix><bucket>/<digest>/<key>`` with the model digest's full hex (docs/s3.md).
+        """
+        hexdigest = digest.partition(":")[2] or "unknown"
+        return f"{self._cfg.quarantine_prefix}{bucket}/{hexdigest}/{key}"
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ object key, resolved to its model when the request runs (``grouping``).
   ``SourceUnavailable`` (retried with backoff) for throttling, 5xx and objects
   that changed or vanished mid-scan, ``S3Denied`` (counted as an error) for
   access denied.
+* Uploads in progress: a model folder is scanned only after ``settle_seconds`` without
+  changes (and, when configured, once its ``complete_marker`` exists), so no object of a
+  model still being uploaded is ever tagged (``unsettled``; docs/s3.md).
 * ``record``: tags every object with the verdict and applies the quarantine
   mode, then re-lists the model; if it changed during the scan it is scanned
   again (``SourceUnavailable``), so the last content always gets a verdict.
@@ -25,6 +28,7 @@ object key, resolved to its model when the request runs (``grouping``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -171,6 +175,9 @@ class S3Source:
         model = self._call(lambda: resolve(bucket.s3, bucket.cfg, request.key[1]), request)
         if model is None:
             return None
+        waiting = unsettled(bucket.cfg, model)
+        if waiting:
+            raise SourceUnavailable(f"{model.uri}: {waiting}; it is scanned once the upload is complete")
         claim = self._call(lambda: bucket.claims.acquire(model.uri), request)
         if claim is None:
             log.info("another replica is scanning this model", extra=fields(source=SOURCE, target=model.uri))
@@ -231,6 +238,30 @@ class S3Source:
                 extra=fields(source=SOURCE, target=model.uri, error=describe(exc), event="report"),
             )
             return ""
+
+    def inventory(self) -> list[S3InventoryRow]:
+        """Every model in the watched prefixes with its verified verdict (``none``: no valid verdict).
+
+        Raises ``SourceUnavailable`` when a prefix cannot be listed (its models' state is unknown).
+        """
+        rows = []
+        for bucket in self._buckets.values():
+            for prefix in bucket.cfg.prefixes:
+                try:
+                    models = group_models(bucket.cfg, list_objects(bucket.s3, bucket.cfg.bucket, prefix))
+                except (ClientError, BotoCoreError) as exc:
+                    raise SourceUnavailable(f"s3://{bucket.cfg.bucket}/{prefix}: {describe(exc)}") from None
+                for model in models:
+                    try:
+                        verdict = model_verdict(bucket.s3, self._key, model)
+                    except (ClientError, BotoCoreError):
+                        verdict = None
+                    rows.append(
+                        S3InventoryRow(
+                            bucket.cfg.bucket, model.root, len(model.objects), verdict.value if verdict else "none"
+                        )
+                    )
+        return rows
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -359,6 +390,39 @@ class S3Source:
             bucket.claims.release(claim)
         except (ClientError, BotoCoreError) as exc:  # it expires after claim_ttl_seconds anyway
             log.warning("could not release a scan claim", extra=fields(source=SOURCE, error=describe(exc)))
+
+
+@dataclass(frozen=True)
+class S3InventoryRow:
+    """One model of a watched bucket for ``--once`` summaries."""
+
+    bucket: str
+    model: str  # the model folder (ending in "/") or the single object's key
+    objects: int
+    verdict: str  # approved | quarantined | none
+
+
+def unsettled(cfg: BucketConfig, model: S3Model, now: dt.datetime | None = None) -> str:
+    """Why a model folder must not be scanned yet (an upload in progress), or "" when it may be.
+
+    A folder needs ``cfg.complete_marker`` when one is configured, and ``cfg.settle_seconds``
+    without any change to its objects (by their S3 modification times). A single-object model is
+    complete as soon as it is listed: a PUT is atomic.
+    """
+    if not model.is_directory:
+        return ""
+    if cfg.complete_marker and not any(model.name_of(o) == cfg.complete_marker for o in model.objects):
+        return f"waiting for its completion marker {cfg.complete_marker!r}"
+    if cfg.settle_seconds <= 0:
+        return ""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    times = [o.last_modified for o in model.objects if o.last_modified is not None]
+    if not times:
+        return ""
+    age = (now - max(times)).total_seconds()
+    if age < cfg.settle_seconds:
+        return f"changed {max(age, 0):.1f} s ago, waiting for {cfg.settle_seconds:g} s without changes"
+    return ""
 
 
 def bucket_sources(config: ControllerConfig, key: bytes, policy: Policy, reports: Any = None) -> list[S3Source]:

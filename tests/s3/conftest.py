@@ -88,3 +88,12 @@ def s3_log() -> Iterator[list[logging.LogRecord]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
+
+
+@pytest.fixture(autouse=True)
+def no_upload_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests upload a model and scan it at once: no quiet period unless a test asks for one
+    (``settle_seconds`` is tested in test_s3_hardening.py)."""
+    from mlgate.controller.config import buckets
+
+    monkeypatch.setattr(buckets, "DEFAULT_SETTLE_SECONDS", 0.0)

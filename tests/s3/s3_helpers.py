@@ -206,6 +206,7 @@ class FaultProxy:
     url: str = ""
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    tagging: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body) of every PUT ?tagging forwarded
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # moto checks If-None-Match and then writes, without a lock: two racing conditional PUTs can both win.
     # S3 does not allow that, so the proxy forwards conditional PUTs one at a time.
@@ -269,6 +270,8 @@ class FaultProxy:
                     if k.lower() not in ("transfer-encoding", "connection", "proxy-connection")
                 }
                 headers["Content-Length"] = str(len(body))
+                if self.command == "PUT" and "tagging" in path:
+                    proxy.tagging.append((path, body))
                 conditional = self.command == "PUT" and "If-None-Match" in self.headers
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:

@@ -1,0 +1,194 @@
+"""HDF5 attributes read in a child process with a hard deadline (a scan cannot hang in libhdf5).
+
+h5py can block inside libhdf5's C code on crafted metadata, where neither the
+scan's time budget nor a signal reaches it. ``read_attrs`` therefore runs h5py
+in a child process (``hdf5_child.py``, started as a plain script) and serves
+the bytes it asks for from the artifact's stream, so every byte is still
+charged to the scan's budgets and nothing but the pipes is shared. When the
+deadline passes -- ``Budgets.max_native_seconds`` or the scan's own
+``max_seconds``, whichever comes first -- the child is killed and the scan
+stops with a budget finding (incomplete). A child that dies or reports a
+libhdf5 error makes the content malformed (incomplete), never clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from ..core.artifact import read_exact
+from ..core.budget import BudgetExceeded
+from ..core.kinds import HDF5_SIGNATURE, hdf5_superblock_offsets
+from ..core.walker import Malformed, ScanContext
+
+CHILD_SCRIPT = Path(__file__).with_name("hdf5_child.py")
+STARTUP_SECONDS = 60.0
+"""How long the child may take to start and import h5py (content plays no part in it; a loaded
+machine can take seconds). Bounded by the scan's ``max_seconds`` too."""
+MAX_REPLY = 64 << 20
+"""Largest single read served to the child (libhdf5 reads metadata in small blocks)."""
+
+
+def child_command() -> list[str]:
+    """The command that starts the h5py child (isolated mode: no user site, no PYTHON* variables)."""
+    return [sys.executable, "-I", str(CHILD_SCRIPT)]
+
+
+def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) -> dict[str, str]:
+    """The text of the root attributes ``names`` of the HDF5 file in ``stream`` (seekable, ``size`` bytes)."""
+    problem = superblock_problem(stream, size)
+    if problem:  # what libhdf5 answers at once: no child process for content it refuses before parsing
+        raise Malformed(f"HDF5 file could not be opened: {problem}")
+    budgets = ctx.tracker.budgets
+    proc = subprocess.Popen(
+        child_command(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    native_deadline = deadline = 0.0
+    try:
+        _await_ready(proc, min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline))
+        native_deadline = time.monotonic() + budgets.max_native_seconds
+        deadline = min(native_deadline, ctx.tracker.deadline)
+        result = _serve(proc, stream, size, names, deadline)
+    except TimeoutError:
+        proc.kill()
+        proc.wait()
+        if deadline and deadline == native_deadline:
+            raise BudgetExceeded(
+                "max_native_seconds",
+                f"libhdf5 did not finish reading the file within {budgets.max_native_seconds:g} s; "
+                "its reader was stopped",
+            ) from None
+        raise BudgetExceeded("max_seconds", f"scan took longer than {budgets.max_seconds:g} s") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+    if "error" in result:
+        raise Malformed(f"HDF5 file could not be opened: {result['error']}")
+    attrs = result.get("attrs")
+    if not isinstance(attrs, dict):
+        raise Malformed("HDF5 reader returned no attributes")
+    return {str(k): str(v) for k, v in attrs.items()}
+
+
+_SIZES = frozenset({2, 4, 8, 16, 32})  # sizes of offsets and lengths libhdf5 accepts in a superblock
+
+
+def superblock_problem(stream: BinaryIO, size: int) -> str:
+    """Why libhdf5 refuses the file before parsing anything ("" when it does not): no signature where it
+    looks (0, 512, 1024, ... below ``size``), or a superblock version or address size it does not know."""
+    for offset in hdf5_superblock_offsets(size):
+        stream.seek(offset)
+        head = read_exact(stream, 16)
+        if head[:8] != HDF5_SIGNATURE:
+            continue
+        version = head[8] if len(head) > 8 else -1
+        if version not in (0, 1, 2, 3):
+            return f"unknown superblock version {version}"
+        sizes = (head[9:10], head[10:11]) if version >= 2 else (head[13:14], head[14:15])
+        if any(not b or b[0] not in _SIZES for b in sizes):
+            return "bad byte number in an address or length"
+        return ""
+    return "file signature not found"
+
+
+def _await_ready(proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait for the child's ``H`` (h5py imported); its start-up does not count against the parse deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    with selectors.DefaultSelector() as sel:
+        hello = _receive(sel, fd, deadline)
+    if hello != b"H":
+        code = proc.wait()
+        raise Malformed(f"HDF5 reader did not start (exit status {code})")
+
+
+def _serve(proc: subprocess.Popen[bytes], stream: BinaryIO, size: int, names: list[str], deadline: float) -> dict:
+    assert proc.stdin is not None and proc.stdout is not None
+    out_fd, in_fd = proc.stdout.fileno(), proc.stdin.fileno()
+    os.set_blocking(out_fd, False)
+    os.set_blocking(in_fd, False)
+    pending = bytearray()
+    with selectors.DefaultSelector() as sel:
+        _send(sel, in_fd, struct.pack("<Q", size) + json.dumps(names).encode() + b"\n", deadline)
+        while True:
+            if pending[:1] == b"R" and len(pending) >= 13:
+                offset, length = struct.unpack("<QI", pending[1:13])
+                del pending[:13]
+                _send(sel, in_fd, _reply(stream, size, offset, length), deadline)
+                continue
+            if pending[:1] == b"D" and len(pending) >= 5:
+                (length,) = struct.unpack("<I", pending[1:5])
+                if len(pending) >= 5 + length:
+                    try:
+                        return json.loads(bytes(pending[5 : 5 + length]))
+                    except ValueError:
+                        raise Malformed("HDF5 reader sent an unreadable answer") from None
+            elif pending and pending[:1] not in (b"R", b"D"):
+                raise Malformed("HDF5 reader sent an unreadable answer")
+            chunk = _receive(sel, out_fd, deadline)
+            if not chunk:
+                code = proc.wait()
+                raise Malformed(f"HDF5 reader ended without an answer (exit status {code}): libhdf5 crashed on it")
+            pending += chunk
+
+
+def _reply(stream: BinaryIO, size: int, offset: int, length: int) -> bytes:
+    if offset > size or length > MAX_REPLY:
+        raise Malformed(f"HDF5 reader asked for {length} bytes at offset {offset}")
+    stream.seek(offset)
+    data = read_exact(stream, length)
+    return struct.pack("<I", len(data)) + data
+
+
+def _receive(sel: selectors.BaseSelector, fd: int, deadline: float) -> bytes:
+    sel.register(fd, selectors.EVENT_READ)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if sel.select(min(remaining, 1.0)):
+                try:
+                    return os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+    finally:
+        sel.unregister(fd)
+
+
+def _send(sel: selectors.BaseSelector, fd: int, data: bytes, deadline: float) -> None:
+    view = memoryview(data)
+    sel.register(fd, selectors.EVENT_WRITE)
+    try:
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if sel.select(min(remaining, 1.0)):
+                try:
+                    view = view[os.write(fd, view) :]
+                except BlockingIOError:
+                    continue
+                except BrokenPipeError:
+                    raise Malformed("HDF5 reader ended early: libhdf5 crashed on it") from None
+    finally:
+        sel.unregister(fd)
