@@ -43,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-key", default=env["tls_key"], metavar="FILE", help="serving key (PEM)")
     parser.add_argument("--metrics-port", type=int, default=9091, help="plain-HTTP /metrics port; 0 disables it")
     parser.add_argument(
+        "--metrics-created-series",
+        action="store_true",
+        help="also export the *_created series of counters (off by default)",
+    )
+    parser.add_argument(
         "--policy",
         default=env["policy"],
         metavar="FILE",
@@ -105,6 +110,13 @@ def run(args: argparse.Namespace) -> int:
         args.s3_endpoint_url,
         timeout=policy.lookup_timeout,
         max_objects=args.max_prefix_objects,
+    )
+    from ..admission.review import KNOWN_KINDS
+    from ..runtime.metrics import configure_metrics
+
+    configure_metrics(
+        admission_kinds=sorted(KNOWN_KINDS | {"other"}),
+        created_series=getattr(args, "metrics_created_series", False),
     )
     metrics = None
     if args.metrics_port:

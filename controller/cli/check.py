@@ -1,10 +1,13 @@
 """``mlgate check models:/name@alias`` (or ``models:/name/version``): is this target approved?
 
-Exit 0 only when the version carries a validly signed ``approved`` verdict; 1
-when it is quarantined or has no valid verdict; 2 on usage errors (bad URI,
-unknown model, unreachable registry). ``--verify-digest`` also downloads the
-artifacts and checks they still hash to the signed digest. Meant for CI/CD
-steps that deploy a model: ``mlgate check models:/fraud@champion && deploy``.
+Exit 0 only when the version carries a validly signed ``approved`` verdict and its
+artifacts still list as they did at scan time (the signed ``mlgate.listing``
+fingerprint, re-taken by listing, no download); 1 for anything else that is not
+approved: quarantined, no valid verdict, artifacts changed, or no such model,
+version or alias; 2 on usage errors (bad URI, bad configuration) and when the
+registry cannot be asked at all. ``--verify-digest`` also downloads the artifacts
+and checks they still hash to the signed digest. Meant for CI/CD steps that
+deploy a model: ``mlgate check models:/fraud@champion && deploy``.
 """
 
 from __future__ import annotations
@@ -58,9 +61,20 @@ def run(args: argparse.Namespace) -> int:
 
     client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
     mv = _lookup(client, args.uri, name, version, alias)
+    if mv is None:
+        print(f"{args.uri}: refused: no such model version or alias")
+        return EXIT_QUARANTINED
     version = str(mv.version)
     tags = dict(mv.tags or {})
-    decision = promotion_decision(key, name, version, tags, count_as="check")
+    source = _source(config, key, client)
+    decision = promotion_decision(
+        key,
+        name,
+        version,
+        tags,
+        count_as="check",
+        current_listing=lambda mode: source.current_listing(name, version, mode),
+    )
     where = f"{args.uri} (version {version})" if alias else args.uri
     if not decision.allowed:
         print(f"{where}: refused: {decision.message.removeprefix('mlgate: ')}")
@@ -68,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     signed = decision.signed
     assert signed is not None  # promotion_decision allowed it
     if args.verify_digest:
-        actual = _current_digest(config, key, client, name, version)
+        actual = _current_digest(source, name, version)
         if actual != signed.digest:
             print(f"{where}: refused: artifacts changed since the scan (signed {signed.digest}, now {actual})")
             return EXIT_QUARANTINED
@@ -78,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _lookup(client: Any, uri: str, name: str, version: str | None, alias: str | None) -> Any:
+    """The model version, None when the model, version or alias does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -85,21 +100,26 @@ def _lookup(client: Any, uri: str, name: str, version: str | None, alias: str | 
             return client.get_model_version_by_alias(name, alias)
         return client.get_model_version(name, version)
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise UsageError(f"{uri}: no such model version or alias") from None
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
         raise UsageError(f"{uri}: registry error: {' '.join(str(exc.message).split())[:200]}") from None
 
 
-def _current_digest(config: Any, key: bytes, client: Any, name: str, version: str) -> str:
+def _source(config: Any, key: bytes, client: Any) -> Any:
+    """The MLflow source, for its artifact listing and download (nothing is started)."""
     from ..mlflow.source import MLflowSource
 
     try:
         policy = load_policy(config.policy or None)
     except PolicyError as exc:
         raise UsageError(str(exc)) from None
-    source = MLflowSource(config, key, policy, client=client)
+    return MLflowSource(config, key, policy, client=client)
+
+
+def _current_digest(source: Any, name: str, version: str) -> str:
+    """The digest of the artifacts now; ``cannot download: ...`` when they cannot be read (never equal)."""
     try:
         return source.current_digest(name, version)
     except Exception as exc:  # noqa: BLE001 - any download failure is one line for the user
         print(f"models:/{name}/{version}: cannot download artifacts: {exc}", file=sys.stderr)
-        raise UsageError("digest verification failed") from None
+        return "unknown (download failed)"

@@ -32,7 +32,7 @@ from ..runtime.engine import Leadership, Runtime
 from ..runtime.http_server import HttpServer
 from ..runtime.interface import Source
 from ..runtime.logging_json import configure, fields
-from ..runtime.metrics import REGISTRY
+from ..runtime.metrics import REGISTRY, configure_metrics
 from ..s3.source import bucket_sources
 from .main import EXIT_OK, EXIT_QUARANTINED, UsageError
 
@@ -100,6 +100,17 @@ def build_controller(
         sources.append(mlflow_source)
     sources.extend(_bucket_sources(config, key, policy, reports))
     http = None
+    event_sources: dict[str, tuple[str, ...]] = {}
+    if mlflow_source is not None and config.webhook.enabled and config.webhook.secret:
+        from ..mlflow.webhooks import EVENT_SOURCE, REJECT_REASONS
+
+        event_sources[EVENT_SOURCE] = REJECT_REASONS
+    if config.buckets:
+        from ..s3.events import EVENT_SOURCE as SQS_SOURCE
+        from ..s3.events import REJECT_REASONS as SQS_REASONS
+
+        event_sources[SQS_SOURCE] = SQS_REASONS
+    configure_metrics(sorted({s.name for s in sources}), event_sources, created_series=config.http.created_series)
     if with_http and config.http.enabled:
         try:
             http = HttpServer(config.http.host, config.http.port, config.http.tls_cert_file, config.http.tls_key_file)

@@ -52,6 +52,8 @@ class MLflowConfig:
     full_resync_seconds: float = 600.0
     watermark_skew_seconds: float = 300.0
     verify_digests_seconds: float = 0.0  # >0: re-download and re-hash verdicted versions this often
+    verify_listings_seconds: float = 0.0  # re-list approved versions' artifacts this often (0: every pass)
+    artifacts_destination: str = ""  # the server's --artifacts-destination, to list proxied artifacts in place
     revert_unapproved_aliases: bool = True
     gate_stages: bool = True  # move unapproved Staging/Production versions back to stage None
     max_download_bytes: int = 20 << 30
@@ -82,6 +84,7 @@ class HttpConfig:
     port: int = 9464
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    created_series: bool = False  # export the *_created series of counters and histograms
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ def _check(config: ControllerConfig, where: str) -> None:
     for key, value in (
         ("mlflow.watermark_skew_seconds", config.mlflow.watermark_skew_seconds),
         ("mlflow.verify_digests_seconds", config.mlflow.verify_digests_seconds),
+        ("mlflow.verify_listings_seconds", config.mlflow.verify_listings_seconds),
     ):
         if value < 0:
             raise ConfigError(f"{where}: {key}: must not be negative, got {value}")

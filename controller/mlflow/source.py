@@ -7,8 +7,15 @@ version whose tags lack a validly signed verdict is queued. Each pass also runs
 the alias guard over every registered model (the fallback promotion gate) and,
 on full passes, the stage guard.
 
+Listings: each pass (or every ``verify_listings_seconds``) re-lists the artifacts of every
+approved version the controller knows and compares the listing fingerprint signed at scan
+time (``mlgate.listing``, ``verdicts/listing.py``); a changed listing invalidates the verdict
+(the controller deletes its ``mlgate.signature``, so every layer sees no verdict and the alias
+guard reverts promotions) and queues a rescan; a verdict without a signed listing (written by
+an older mlgate) is rescanned without being invalidated.
+
 Scan: fetch the version, skip it when a valid verdict is already there (events
-are hints, the tags are the truth), list its artifacts (more than
+are hints, the tags are the truth), take the listing fingerprint, list its artifacts (more than
 ``max_download_files``: a quarantined, incomplete verdict) and scan them where
 they live (``stores.py``: local stores in place, S3 and the ``mlflow-artifacts:``
 proxy through ranged reads); ``max_download_bytes`` bounds the bytes the scan
@@ -52,8 +59,10 @@ from ..scanning import resolve_dependencies, scan_target
 from ..verdicts.exceptions import ExceptionState, apply_exceptions, read_exceptions, stale
 from ..verdicts.exceptions import ids as exception_ids
 from ..verdicts.gate import AliasGuard
-from ..verdicts.tags import EXCEPTIONS, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
+from ..verdicts.listing import decode_listing, listing_mode
+from ..verdicts.tags import EXCEPTIONS, LISTING, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
 from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
+from .artifact_listing import ListingError, take_fingerprint
 from .stores import Store, open_store
 
 log = logging.getLogger("mlgate.mlflow")
@@ -129,6 +138,9 @@ class MLflowSource:
         self._watermark_ms: int | None = None
         self._last_full = 0.0
         self._last_verify = clock()
+        self._last_listing_check = 0.0
+        self._approved: dict[tuple[str, str], dict[str, str]] = {}  # versions whose listings are re-checked
+        self._approved_lock = threading.Lock()
         self._own_writes: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._own_lock = threading.Lock()
 
@@ -209,6 +221,7 @@ class MLflowSource:
             if tags.get(PROMPT_TAG) or getattr(mv, "status", "READY") != "READY":
                 continue
             signed = check_verdict(self._key, name, version, tags).signed
+            self._track(name, version, tags, signed is not None and signed.approved)
             if signed is None:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "reconcile", PRIORITY_RECONCILE))
             elif stale(self._key, name, version, signed.digest, signed.exceptions, tags):
@@ -226,6 +239,12 @@ class MLflowSource:
                         n, v, getattr(m, "current_stage", None), t
                     ),
                 )
+        if now - self._last_listing_check >= self.settings.verify_listings_seconds:
+            self._last_listing_check = now
+            queued = {r.key for r in requests}
+            for request in self.check_listings(seen_tags):
+                if request.key not in queued:
+                    requests.append(request)
         if self.settings.revert_unapproved_aliases:
             self._guard_all_aliases(seen_tags)
         self._watermark_ms = newest
@@ -234,6 +253,86 @@ class MLflowSource:
         if verify:
             self._last_verify = now
         return requests
+
+    # -- listings -------------------------------------------------------------------------------
+
+    def _track(self, name: str, version: str, tags: Mapping[str, str], approved: bool) -> None:
+        with self._approved_lock:
+            if approved:
+                self._approved[(name, version)] = dict(tags)
+            else:
+                self._approved.pop((name, version), None)
+
+    def current_listing(self, name: str, version: str, mode: str | None = None) -> str:
+        """The listing fingerprint of the version's artifacts now (``mode``: as recorded; None: the best one)."""
+        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
+        try:
+            return take_fingerprint(
+                uri, mode, destination=self.settings.artifacts_destination or None, repo_factory=self._repository
+            )
+        except ListingError as exc:
+            raise SourceUnavailable(f"models:/{name}/{version}: {exc}") from None
+
+    def _repository(self, uri: str) -> Any:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return self._call(
+            "artifact repository",
+            get_artifact_repository,
+            uri,
+            tracking_uri=self.tracking_uri,
+            registry_uri=self.registry_uri,
+        )
+
+    def check_listings(self, seen: dict[tuple[str, str], Mapping[str, str]] | None = None) -> list[ScanRequest]:
+        """Re-list every approved version's artifacts; invalidate and queue those that changed."""
+        with self._approved_lock:
+            approved = list(self._approved.items())
+        requests = []
+        for (name, version), tags in approved:
+            signed = check_verdict(self._key, name, version, tags).signed
+            if signed is None or not signed.approved:
+                self._track(name, version, tags, False)
+                continue
+            recorded = decode_listing(self._key, name, version, signed.digest, tags.get(LISTING))
+            if recorded is None:  # an older mlgate's verdict: bind it to a listing by rescanning
+                requests.append(ScanRequest(SOURCE, version_key(name, version), "listing", PRIORITY_RECONCILE, True))
+                continue
+            try:
+                now = self.current_listing(name, version, listing_mode(recorded))
+            except _Gone:
+                self._track(name, version, tags, False)
+                continue
+            except SourceUnavailable as exc:
+                log.warning(
+                    "could not re-list artifacts: %s",
+                    exc,
+                    extra=fields(source=SOURCE, model=name, version=version, event="listing"),
+                )
+                continue
+            if now == recorded:
+                continue
+            log.warning(
+                "artifacts changed since the scan: verdict invalidated, rescan queued",
+                extra=fields(source=SOURCE, model=name, version=version, event="listing"),
+            )
+            self._invalidate(name, version)
+            self._track(name, version, tags, False)
+            if seen is not None and (name, version) in seen:
+                seen[(name, version)] = {k: v for k, v in seen[(name, version)].items() if k != SIGNATURE}
+            requests.append(ScanRequest(SOURCE, version_key(name, version), "listing", PRIORITY_RECONCILE, True))
+        return requests
+
+    def _invalidate(self, name: str, version: str) -> None:
+        """Delete the verdict signature: the verdict no longer describes the content."""
+        try:
+            self._call("delete_model_version_tag", self.client.delete_model_version_tag, name, version, SIGNATURE)
+        except (_Gone, RegistryRefused) as exc:
+            log.error(
+                "could not invalidate a stale verdict: %s",
+                exc,
+                extra=fields(source=SOURCE, model=name, version=version, event="listing"),
+            )
 
     def _guard_all_aliases(self, known: dict[tuple[str, str], Mapping[str, str]]) -> None:
         for model in self._pages(
@@ -318,7 +417,10 @@ class MLflowSource:
         changed = signed is not None and stale(self._key, name, ref, signed.digest, signed.exceptions, tags)
         if signed is not None and not request.force and not changed:
             return None
+        listing = self.current_listing(name, ref)  # before reading: a later swap changes it
         report, model_signature = self._download_and_scan(name, ref)
+        if self.current_listing(name, ref, listing_mode(listing)) != listing:
+            raise SourceUnavailable(f"models:/{name}/{ref}: artifacts changed while they were scanned")
         states = read_exceptions(self._key, name, ref, report.digest, tags)
         valid = [st.exception for st in states if st.valid and st.exception is not None]
         report = apply_exceptions(report, valid, self._policy, SOURCE, f"models:/{name}/{ref}")
@@ -329,6 +431,7 @@ class MLflowSource:
             getattr(mv, "run_id", None),
             getattr(mv, "source", ""),
             model_signature,  # made when the scan alone approved; never for an approval that rests on exceptions
+            listing,
         )
         if (
             signed is not None
@@ -336,6 +439,7 @@ class MLflowSource:
             and signed.verdict is report.verdict
             and signed.exceptions == decided.exceptions
             and (tags.get(REPORT) or self.reports is None)
+            and decode_listing(self._key, name, ref, signed.digest, tags.get(LISTING)) == listing
         ):
             log.info("digest verified", extra=fields(source=SOURCE, model=name, version=ref, digest=report.digest))
             return None
@@ -345,7 +449,7 @@ class MLflowSource:
         _, name, ref = request.key
         report = scanned.report
         decided = scanned.state if isinstance(scanned.state, _Decided) else _Decided()
-        tags = build_tags(self._key, name, ref, report, exceptions=decided.exceptions)
+        tags = build_tags(self._key, name, ref, report, exceptions=decided.exceptions, listing=decided.listing)
         if not decided.exceptions and EXCEPTIONS in decided.tags:
             tags = {EXCEPTIONS: "", **tags}  # an old list would make the new signature fail: remove it first
         report_tag = self._keep_report(name, ref, report, decided)
@@ -365,6 +469,7 @@ class MLflowSource:
                 return
         if decided.model_signature is not None and report.verdict is Verdict.APPROVED:
             self._publish_model_signature(name, ref, decided.model_signature)
+        self._track(name, ref, tags, report.verdict is Verdict.APPROVED)
         if report.verdict is not Verdict.APPROVED and self.settings.revert_unapproved_aliases:
             self.check_model(name)
 
@@ -597,6 +702,7 @@ class _Decided:
     run_id: str | None = None
     source: str = ""
     model_signature: bytes | None = None  # mlgate's OpenSSF signature of the files as scanned (approved only)
+    listing: str | None = None  # the artifact-listing fingerprint taken before the files were read
 
 
 def _one_line(text: str | None) -> str:

@@ -38,6 +38,7 @@ from .source import SOURCE, alias_key, version_key
 log = logging.getLogger("mlgate.webhook")
 
 EVENT_SOURCE = "mlflow-webhook"  # metric label
+REJECT_REASONS = ("signature", "timestamp", "replay", "malformed")
 EVENTS = ("model_version.created", "model_version_alias.created", "model_version_tag.set", "model_version_tag.deleted")
 _MAX_DELIVERY_IDS = 100_000
 

@@ -1,15 +1,23 @@
 """Prometheus metrics (docs/contracts.md §4). One registry for the process; labels stay low-cardinality.
 
 Never put a model name, version or object key in a label: those go to logs and events.
+
+``configure_metrics`` runs once at start-up (controller, admission server): it turns the
+``*_created`` series off unless configured on (``http.created_series``), and creates every
+labelled series the alerts read at 0 for the configured sources, so the first increment after
+a restart is an increase Prometheus can see (a series born at 1 has no increase).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 from mlgate.analyzers.core.report import version
 
-disable_created_metrics()  # no *_created series: they double the series count and no alert uses them
+# Off by default (they double the series count and no alert uses them); configure_metrics decides at start-up.
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -58,3 +66,38 @@ EXCEPTIONS_APPLIED = Counter(
 )
 BUILD_INFO = Info("mlgate_build", "mlgate build information.", registry=REGISTRY)
 BUILD_INFO.info({"version": version()})
+
+SCAN_VERDICTS = ("approved", "quarantined", "error")
+
+
+def configure_metrics(
+    sources: Iterable[str] = (),
+    event_sources: dict[str, Iterable[str]] | None = None,
+    admission_kinds: Iterable[str] = (),
+    created_series: bool = False,
+) -> None:
+    """Start-up: ``_created`` series on or off, and every labelled series the alerts use at 0.
+
+    ``sources`` are the scan sources (``mlflow``, ``s3``), ``event_sources`` maps an event
+    source label to its rejection reasons, ``admission_kinds`` are the admission ``kind`` labels.
+    """
+    from prometheus_client import disable_created_metrics, enable_created_metrics
+
+    if created_series:
+        enable_created_metrics()
+    else:
+        disable_created_metrics()
+    for source in sources:
+        for verdict in SCAN_VERDICTS:
+            SCANS.labels(source=source, verdict=verdict)
+        SCAN_DURATION.labels(source=source)
+        SCANNED_BYTES.labels(source=source)
+        LAST_SYNC.labels(source=source)
+        PROMOTIONS_BLOCKED.labels(source=source)
+    for source, reasons in (event_sources or {}).items():
+        EVENTS_RECEIVED.labels(source=source)
+        for reason in reasons:
+            EVENTS_REJECTED.labels(source=source, reason=reason)
+    for kind in admission_kinds:
+        for allowed in ("true", "false"):
+            ADMISSION_REQUESTS.labels(kind=kind, allowed=allowed)

@@ -38,6 +38,7 @@ from ..runtime.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 log = logging.getLogger("mlgate.s3")
 
 EVENT_SOURCE = "sqs"  # metric label
+REJECT_REASONS = ("malformed", "test_event", "duplicate", "unknown_bucket", "own_write", "outside_prefix")
 _SEEN_MAX = 50_000
 
 

@@ -2,7 +2,9 @@
 
 ``promotion_decision`` is the one rule every layer applies (the MLflow server
 plugin, ``mlgate check``, the alias guard): a version may be promoted only when
-its tags carry a validly signed ``approved`` verdict (``verdict_tags.check_verdict``).
+its tags carry a validly signed ``approved`` verdict (``verdict_tags.check_verdict``) and, where
+the caller can list the artifacts (plugin, ``mlgate check``), the listing taken now matches the
+signed ``mlgate.listing`` fingerprint recorded at scan time (``verdicts/listing.py``).
 
 ``AliasGuard`` is the detective layer for registries without the plugin: an alias
 pointing at a version without such a verdict is moved back to the last approved
@@ -22,12 +24,13 @@ from typing import Protocol
 from ..runtime.logging_json import fields
 from ..runtime.metrics import PROMOTIONS_BLOCKED
 from .exceptions import exceptions_problem, note_use, valid_exceptions
+from .listing import decode_listing, listing_mode
 from .signing import sign_verdict, verify_verdict
-from .tags import PREFIX, SignedVerdict, check_verdict
+from .tags import LISTING, PREFIX, SignedVerdict, check_verdict
 
 log = logging.getLogger("mlgate.gate")
 
-PROMOTED_STAGES = frozenset({"Staging", "Production"})
+PROMOTED_STAGES = frozenset({"Staging", "Production"})  # canonical names (MLflow's get_canonical_stage)
 ALIAS_RECORD_PREFIX = f"{PREFIX}alias."
 # Alias records are signed with the verdict HMAC in their own domain: the "verdict" field is
 # never approved/quarantined, so a record signature can never pass as a verdict signature.
@@ -42,13 +45,20 @@ class GateDecision:
 
 
 def promotion_decision(
-    key: bytes, name: str, version: str, tags: Mapping[str, str] | None, count_as: str | None = None
+    key: bytes,
+    name: str,
+    version: str,
+    tags: Mapping[str, str] | None,
+    count_as: str | None = None,
+    current_listing: Callable[[str], str] | None = None,
 ) -> GateDecision:
     """May ``models:/name/version`` be promoted (alias, Staging/Production)?
 
     An approval that rests on reviewed exceptions stands only while each of them is still there, validly
     signed for this version and digest, and unrevoked. ``count_as`` (the layer: plugin, check) counts and
-    logs the use of those exceptions when the answer is yes.
+    logs the use of those exceptions when the answer is yes. ``current_listing(mode)`` (optional) lists
+    the version's artifacts now in the recorded fingerprint mode and returns the fingerprint; it may
+    raise (any exception refuses).
     """
     where = f"models:/{name}/{version}"
     signed = check_verdict(key, name, version, tags).signed
@@ -61,6 +71,10 @@ def promotion_decision(
     if not signed.approved:
         summary = f" ({signed.findings})" if signed.findings else ""
         return GateDecision(False, f"mlgate: {where} is quarantined{summary}; promotion refused", signed)
+    if current_listing is not None:
+        problem = listing_problem(key, name, version, tags or {}, signed, current_listing)
+        if problem:
+            return GateDecision(False, f"mlgate: {where} {problem}; promotion refused", signed)
     if signed.exceptions:
         problem = exceptions_problem(key, name, version, signed.digest, signed.exceptions, tags or {})
         if problem:
@@ -77,6 +91,34 @@ def promotion_decision(
             signed,
         )
     return GateDecision(True, f"mlgate: {where} approved ({signed.digest}, scanned {signed.scanned_at})", signed)
+
+
+def listing_problem(
+    key: bytes,
+    name: str,
+    version: str,
+    tags: Mapping[str, str],
+    signed: SignedVerdict,
+    current_listing: Callable[[str], str],
+) -> str | None:
+    """Why the verdict no longer describes the artifacts (None when the listing still matches)."""
+    recorded = decode_listing(key, name, version, signed.digest, tags.get(LISTING))
+    if recorded is None:
+        return (
+            "has no signed artifact listing bound to its verdict (scanned by an older mlgate, or the tag "
+            "was altered); the controller rescans it"
+        )
+    mode = listing_mode(recorded) or ""
+    try:
+        now = current_listing(mode)
+    except Exception as exc:  # noqa: BLE001 - cannot confirm the content: fail closed
+        return f"cannot be confirmed unchanged: listing its artifacts failed ({' '.join(str(exc).split())[:200]})"
+    if now != recorded:
+        return (
+            f"artifacts changed since the scan ({mode} listing no longer matches the signed one); "
+            "the verdict no longer applies and the controller rescans it"
+        )
+    return None
 
 
 def alias_record_key(alias: str) -> str:

@@ -2,8 +2,9 @@
 
 ``mlgate.verdict``, ``mlgate.digest``, ``mlgate.scanned_at``, ``mlgate.scanner``,
 ``mlgate.findings`` and ``mlgate.signature`` (HMAC over name, version, digest and
-verdict, ``controller/verdicts/signing.py``). A verdict whose signature does not verify
-counts as no verdict at all. ``check_verdict`` is the one check of a model
+verdict, ``controller/verdicts/signing.py``), plus ``mlgate.listing``: the fingerprint of the
+artifact listing at scan time with its own HMAC (``controller/verdicts/listing.py``). A verdict
+whose signature does not verify counts as no verdict at all. ``check_verdict`` is the one check of a model
 version's tags (S3 objects: ``s3_actions.object_verdict``, the same check with
 the object's URI and ETag as name and version); every layer decides from it.
 """
@@ -11,6 +12,7 @@ the object's URI and ETag as name and version); every layer decides from it.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from mlgate.analyzers.core.findings import Severity
 from mlgate.analyzers.core.policy import Verdict
 from mlgate.analyzers.core.report import TargetReport, version
 
+from .listing import encode_listing
 from .signing import sign_verdict, verify_verdict
 
 PREFIX = "mlgate."
@@ -33,14 +36,26 @@ SIGNER = "mlgate.signer"  # the trusted signer whose model signature verified (d
 MODEL_SIGNATURE = "mlgate.model_signature"  # where mlgate's own OpenSSF signature of an approved model is
 EXCEPTIONS = "mlgate.exceptions"  # ids of the reviewed exceptions the verdict was decided with (verdicts/exceptions.py)
 REPORT = "mlgate.report"  # where the full JSON report of the verdict is kept (controller/reports/)
+LISTING = "mlgate.listing"  # the artifact-listing fingerprint at scan time, with its own HMAC (listing.py)
 
 UNKNOWN_DIGEST = "unknown"  # content that was never downloaded (size budget): only ever quarantined
 _TOP_RULES = 3
 
 
+def normalize_tag_key(key: str) -> str:
+    """``key`` as a case- and accent-insensitive database collation compares it (MySQL ``*_ci``/``*_ai_ci``).
+
+    Compatibility decomposition (fullwidth letters), combining marks dropped, case folded, trailing
+    spaces dropped (PAD SPACE collations): ``MLGATE.Verdict``, ``mlgatè.verdict`` and ``mlgate.verdict `` all
+    collide with ``mlgate.verdict`` on such a backend, so all of them are reserved.
+    """
+    decomposed = unicodedata.normalize("NFKD", key)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().rstrip(" ")
+
+
 def is_reserved(key: str) -> bool:
-    """Tag keys only the controller may write."""
-    return key.startswith(PREFIX)
+    """Tag keys only the controller may write: every key that could compare equal to an ``mlgate.*`` key."""
+    return normalize_tag_key(key).startswith(PREFIX)
 
 
 @dataclass(frozen=True)
@@ -87,11 +102,14 @@ def build_tags(
     report: TargetReport,
     now: dt.datetime | None = None,
     exceptions: tuple[str, ...] = (),
+    listing: str | None = None,
 ) -> dict[str, str]:
     """The tags recording ``report`` for model ``name`` version ``model_version``, in write order.
 
     With ``exceptions`` (ids of reviewed exceptions the verdict was decided with) the ``mlgate.exceptions``
-    tag lists them and the signature covers the list (``signed_verdict_text``).
+    tag lists them and the signature covers the list (``signed_verdict_text``). ``listing`` is the
+    artifact-listing fingerprint taken before the content was read; it is written as ``mlgate.listing``
+    with its own signature (the verdict signature message is unchanged).
     """
     digest = report.digest or UNKNOWN_DIGEST
     verdict = report.verdict.value
@@ -107,6 +125,8 @@ def build_tags(
         tags[SIGNER] = report.signer
     if exceptions:
         tags[EXCEPTIONS] = ",".join(sorted(exceptions))
+    if listing:
+        tags[LISTING] = encode_listing(key, name, model_version, digest, listing)
     tags[SIGNATURE] = sign_verdict(key, name, model_version, digest, signed_verdict_text(verdict, exceptions))
     return tags
 
