@@ -31,7 +31,9 @@ from helpers_mlflow import SIGNING_KEY, WEBHOOK_SECRET, MlflowServer, free_port
 START_TIMEOUT = 120.0
 
 
-def _start_server(root: Path, name: str, app: str | None) -> MlflowServer:
+def _start_server(
+    root: Path, name: str, app: str | None, store: list[str] | None = None, extra_env: dict[str, str] | None = None
+) -> MlflowServer:
     from cryptography.fernet import Fernet
 
     home = root / name
@@ -47,6 +49,7 @@ def _start_server(root: Path, name: str, app: str | None) -> MlflowServer:
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "MLFLOW_WEBHOOK_CACHE_TTL": "1",
             "MLGATE_SIGNING_KEY": SIGNING_KEY,
+            **(extra_env or {}),
         }
     )
     env.pop("MLGATE_CONTROLLER_TOKEN", None)
@@ -63,8 +66,7 @@ def _start_server(root: Path, name: str, app: str | None) -> MlflowServer:
         "1",
         "--backend-store-uri",
         f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(home / "artifacts"),
+        *(store if store is not None else ["--artifacts-destination", str(home / "artifacts")]),
     ]
     if app:
         cmd += ["--app-name", app]
@@ -109,6 +111,67 @@ def mlflow_servers(tmp_path_factory) -> Iterator[dict[str, MlflowServer]]:
     finally:
         for server in servers.values():
             _kill(server)
+
+
+def _wait_healthy(server: MlflowServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.healthy():
+        if server.proc.poll() is not None:
+            pytest.fail(f"mlflow server {server.name} exited: {server.log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"mlflow server {server.name} not healthy after {START_TIMEOUT:g} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server (S3) on loopback for the S3-backed MLflow server; AWS settings for this process too."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update({**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": endpoint})
+    try:
+        yield endpoint
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        os.environ.pop("MLFLOW_S3_ENDPOINT_URL", None)
+        server.stop()
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_BUCKET = "mlflow-artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_gated_server(tmp_path_factory, moto_endpoint) -> Iterator[MlflowServer]:
+    """A gated MLflow server whose artifacts live in S3 (moto), read and written by clients directly."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=S3_BUCKET)
+    root = tmp_path_factory.mktemp("mlflow-s3-server")
+    server = _start_server(
+        root,
+        "gated-s3",
+        "mlgate",
+        store=["--default-artifact-root", f"s3://{S3_BUCKET}/", "--no-serve-artifacts"],
+        extra_env={**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": moto_endpoint},
+    )
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        _kill(server)
 
 
 @pytest.fixture

@@ -165,7 +165,11 @@ def test_check_command(plain_server, make_controller, prefix, tmp_path, monkeypa
     assert "quarantined" in capsys.readouterr().out
     assert main(["check", f"models:/{unscanned_name}/{unscanned}"]) == 1
     assert "no valid mlgate verdict" in capsys.readouterr().out
-    assert main(["check", f"models:/{name}/999"]) == 2
+    # Unknown references are "not approved" (1); only usage errors are 2.
+    assert main(["check", f"models:/{name}/999"]) == 1
+    assert "no such model version or alias" in capsys.readouterr().out
+    assert main(["check", f"models:/{name}@missing"]) == 1
+    assert main(["check", f"models:/{prefix}never-registered/1"]) == 1
     assert main(["check", "runs:/abc/model"]) == 2
     monkeypatch.setenv("MLGATE_SIGNING_KEY", "some-other-key-0123456789")
     assert main(["check", f"models:/{name}@champion"]) == 1  # a verdict signed by another key is no verdict
