@@ -88,10 +88,17 @@ ROUTE_CLASSES: dict[str, str] = {
     "completeMultipartUpload": ARTIFACT_WRITE,
     "abortMultipartUpload": HARMLESS,
     "getPresignedDownloadUrl": HARMLESS,
-    # routes outside the two services that write run or logged-model artifacts
-    "upload_artifact_handler": ARTIFACT_WRITE,  # UI upload: ?run_uuid=&path=
+    # routes outside the two services that touch run or logged-model artifacts (by handler name)
+    "serve_upload_artifact": ARTIFACT_WRITE,  # UI upload: ?run_uuid=&path=
     "_create_presigned_upload_url": ARTIFACT_WRITE,  # a URL to write straight into the store
+    "_create_presigned_download_url": HARMLESS,
 }
+# where those handlers live: (module, function name)
+_EXTRA_HANDLERS = (
+    ("mlflow.server", "serve_upload_artifact"),
+    ("mlflow.server.handlers", "_create_presigned_upload_url"),
+    ("mlflow.server.handlers", "_create_presigned_download_url"),
+)
 PROXY_ANCHOR = "/mlflow-artifacts/artifacts/"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _SAFE_NEEDLE = re.compile(r"^[A-Za-z0-9._\-]+$")
@@ -141,8 +148,10 @@ def registry_handlers() -> dict[Any, tuple[str, Any]]:
             handler = handlers.get_handler(request_class)
             if handler is not handlers._not_implemented:
                 out[handler] = (method.name, request_class)
-    for name in ("upload_artifact_handler", "_create_presigned_upload_url"):
-        handler = getattr(handlers, name, None)
+    import importlib
+
+    for module, name in _EXTRA_HANDLERS:
+        handler = getattr(importlib.import_module(module), name, None)
         if handler is not None and handler not in out:
             out[handler] = (name, None)
     return out
@@ -389,7 +398,7 @@ def _artifact_destination() -> str | None:
 
 def _artifact_target(rpc: str, request: Any, destination: str | None) -> str | None:
     """The artifact location a write request touches (as a URI), from the request MLflow will serve."""
-    if rpc == "upload_artifact_handler":
+    if rpc == "serve_upload_artifact":
         run_id, path = request.args.get("run_uuid"), request.args.get("path")
         return _run_artifact_target(run_id, None, path)
     if rpc == "_create_presigned_upload_url":
