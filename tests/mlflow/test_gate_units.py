@@ -59,17 +59,21 @@ def test_promotion_needs_an_unchanged_listing_when_one_can_be_taken(tmp_path) ->
     assert now.startswith("v1:file:")
     tags = _approved_tags("m", "1", now)
     assert promotion_decision(KEY, "m", "1", tags).allowed
-    assert promotion_decision(KEY, "m", "1", tags, lambda mode: take_fingerprint(str(tmp_path), mode)).allowed
+    assert promotion_decision(
+        KEY, "m", "1", tags, current_listing=lambda mode: take_fingerprint(str(tmp_path), mode)
+    ).allowed
     (tmp_path / "w.bin").write_bytes(b"5678")  # same size, new content
-    decision = promotion_decision(KEY, "m", "1", tags, lambda mode: take_fingerprint(str(tmp_path), mode))
+    decision = promotion_decision(
+        KEY, "m", "1", tags, current_listing=lambda mode: take_fingerprint(str(tmp_path), mode)
+    )
     assert not decision.allowed and "artifacts changed since the scan" in decision.message
-    legacy = promotion_decision(KEY, "m", "1", _approved_tags("m", "1", None), lambda mode: now)
+    legacy = promotion_decision(KEY, "m", "1", _approved_tags("m", "1", None), current_listing=lambda mode: now)
     assert not legacy.allowed and "no signed artifact listing" in legacy.message
 
     def broken(mode: str) -> str:
         raise OSError("store unreachable")
 
-    failed = promotion_decision(KEY, "m", "1", tags, broken)
+    failed = promotion_decision(KEY, "m", "1", tags, current_listing=broken)
     assert not failed.allowed and "store unreachable" in failed.message
 
 
