@@ -104,6 +104,8 @@ def test_exception_approves_then_stops_applying_when_the_artifact_changes(
     assert _signed(client, name, version).approved
 
     # The artifact changes (same file name, other payload): the exception is bound to the old digest.
+    # (A running controller would notice the changed listing itself and rescan; this test scans by hand.)
+    controller.runtime.stop()
     run_id = client.get_model_version(name, version).run_id
     changed = tmp_path / "changed"
     changed.mkdir()
