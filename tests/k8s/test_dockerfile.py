@@ -220,7 +220,9 @@ def test_build_stage_installs_in_a_fresh_venv(tmp_path: Path) -> None:
     assert probe.returncode == 0, probe.stderr
     facts = json.loads(probe.stdout)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert facts["mlgate"] == project["version"]
+    from mlgate.analyzers import __version__
+
+    assert facts["mlgate"] == __version__
     installed = {Requirement(r).name.lower() for r in facts["requires"] if "extra ==" not in r}
     assert installed == {Requirement(r).name.lower() for r in project["dependencies"]}
     assert facts["flask"] is False and facts["pytest"] is False  # no MLflow server, no test extras

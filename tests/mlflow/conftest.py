@@ -15,7 +15,6 @@ Processes are killed by PID at the end of the session.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,9 +23,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import psutil
 import pytest
-from helpers_mlflow import SIGNING_KEY, WEBHOOK_SECRET, MlflowServer, free_port
+from helpers_mlflow import SIGNING_KEY, WEBHOOK_SECRET, MlflowServer, free_port, kill_server
 
 START_TIMEOUT = 120.0
 
@@ -76,24 +74,6 @@ def _start_server(
     return MlflowServer(name, f"http://127.0.0.1:{port}", proc, log)
 
 
-def _kill(server: MlflowServer) -> None:
-    try:
-        children = psutil.Process(server.proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait(10)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
 @pytest.fixture(scope="session")
 def mlflow_servers(tmp_path_factory) -> Iterator[dict[str, MlflowServer]]:
     root = tmp_path_factory.mktemp("mlflow-servers")
@@ -110,7 +90,7 @@ def mlflow_servers(tmp_path_factory) -> Iterator[dict[str, MlflowServer]]:
         yield servers
     finally:
         for server in servers.values():
-            _kill(server)
+            kill_server(server)
 
 
 def _wait_healthy(server: MlflowServer) -> None:
@@ -171,7 +151,7 @@ def s3_gated_server(tmp_path_factory, moto_endpoint) -> Iterator[MlflowServer]:
         _wait_healthy(server)
         yield server
     finally:
-        _kill(server)
+        kill_server(server)
 
 
 @pytest.fixture

@@ -185,3 +185,27 @@ class Forwarder:
                     pass
                 s.close()
                 self._open.discard(s)
+
+
+def kill_server(server: MlflowServer) -> None:
+    """Stop a test MLflow server and every process it started."""
+    import signal
+    import subprocess
+
+    import psutil
+
+    try:
+        children = psutil.Process(server.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait(10)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass

@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _kill
-from helpers_mlflow import SIGNING_KEY, MlflowServer, free_port, register
+from helpers_mlflow import SIGNING_KEY, MlflowServer, free_port, kill_server, register
 
 from mlgate.analyzers.core.digest import manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
@@ -238,7 +237,7 @@ def s3_server(aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
             time.sleep(0.2)
         yield server, bucket
     finally:
-        _kill(server)
+        kill_server(server)
 
 
 def test_s3_artifact_root(s3_server: tuple[MlflowServer, str], tmp_path: Path) -> None:
