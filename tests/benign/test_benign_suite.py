@@ -47,7 +47,8 @@ def test_benign_model_is_approved_without_serious_findings(model, outcomes) -> N
 
 # Kinds no library of the field writes models as: zstd streams and 7z archives. Keras HDF5 files and
 # Keras-2 SavedModel metadata come from the keras_tf group when it is present.
-NOT_WRITTEN_BY_MODEL_LIBRARIES = {Kind.ZSTD, Kind.SEVENZIP, Kind.EXECUTABLE, Kind.UNKNOWN}
+# joblib's "ZF" format is its pre-0.10 compression: current joblib still reads it but never writes it.
+NOT_WRITTEN_BY_MODEL_LIBRARIES = {Kind.ZSTD, Kind.SEVENZIP, Kind.JOBLIB_ZF, Kind.EXECUTABLE, Kind.UNKNOWN}
 FROM_KERAS_GROUP = {Kind.HDF5, Kind.KERAS_METADATA}
 
 

@@ -49,7 +49,7 @@ def test_registry_down_at_start_and_mid_run(plain_server, make_controller, prefi
 
     proxy.down()
     second = register(client, f"{prefix}b", malicious_dir(), tmp_path)  # registered while mlgate cannot see it
-    wait_for(lambda: _readyz(controller) == 503, timeout=20, what="not ready during the outage")
+    wait_for(lambda: _readyz(controller) == 503, timeout=60, what="not ready during the outage")
     time.sleep(1.0)
     assert _alive(controller)
     proxy.up()

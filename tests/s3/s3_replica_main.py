@@ -32,6 +32,7 @@ def main(endpoint: str, bucket: str, queue: str, idle_polls: int) -> int:
         wait_time_seconds=1,
         max_messages=1,
         retry_delay_seconds=1,
+        settle_seconds=0,  # the test uploads complete models before the replicas start; no quiet period
     )
     source = S3Source([cfg], Policy(), SIGNING_KEY)
     runtime = Runtime([source], BackoffConfig(initial_seconds=0.1, max_seconds=0.5), workers=0)
