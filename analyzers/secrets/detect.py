@@ -93,11 +93,21 @@ class Secret:
 
     @property
     def fingerprint(self) -> str:
-        return "sha256:" + hashlib.sha256(self.value.encode()).hexdigest()[:16]
+        return fingerprint(self.value)
 
     @property
     def redacted(self) -> str:
-        return f"{self.value[:4]}… ({len(self.value)} chars, {self.fingerprint})"
+        return redacted(self.value)
+
+
+def fingerprint(value: str) -> str:
+    """``sha256:`` + 16 hex digits of ``value``: enough to recognise it, useless to recover it."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def redacted(value: str) -> str:
+    """The form a secret takes in every output: its first four characters, length and fingerprint."""
+    return f"{value[:4]}… ({len(value)} chars, {fingerprint(value)})"
 
 
 @lru_cache(maxsize=1)
@@ -207,5 +217,5 @@ def redact(text: str, secrets: set[str]) -> str:
     """``text`` with every known secret value replaced by its redacted form."""
     for value in sorted(secrets, key=len, reverse=True):
         if value in text:
-            text = text.replace(value, Secret(GENERIC, "", value).redacted)
+            text = text.replace(value, redacted(value))
     return text
