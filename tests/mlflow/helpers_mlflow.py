@@ -122,7 +122,13 @@ def metric(name: str, **labels: str) -> float:
 
 
 class Forwarder:
-    """A TCP forwarder on a fixed loopback port that can be switched off (connection refused) and on again."""
+    """A TCP forwarder on a fixed loopback port that can be switched off (connection refused) and on again.
+
+    Closing a listening socket does not wake a thread blocked in ``accept()`` on Linux: the kernel keeps
+    listening and hands it the next connection, which would bridge the outage. ``down`` therefore shuts the
+    listener down first (that does wake ``accept``), and every connection is registered under a lock
+    together with the listener generation it came from, so a connection accepted while going down is cut.
+    """
 
     def __init__(self, target_port: int) -> None:
         import threading
@@ -131,6 +137,7 @@ class Forwarder:
         self._target = target_port
         self._listener: socket.socket | None = None
         self._threading = threading
+        self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
 
     @property
@@ -142,19 +149,24 @@ class Forwarder:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
         self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def down(self) -> None:
         """Refuse new connections and cut the open ones (keep-alive pools must not bridge the outage)."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        for sock in list(self._open):
+        with self._lock:
+            listener, self._listener = self._listener, None
+            cut = list(self._open)
+            self._open.clear()
+        if listener is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
             except OSError:
                 pass
+            listener.close()
+        for sock in cut:
+            _cut(sock)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -167,7 +179,14 @@ class Forwarder:
             except OSError:
                 conn.close()
                 continue
-            self._open.update((conn, upstream))
+            with self._lock:
+                live = self._listener is listener
+                if live:
+                    self._open.update((conn, upstream))
+            if not live:  # accepted while going down: refuse it like the closed port would
+                _cut(conn)
+                _cut(upstream)
+                return
             for a, b in ((conn, upstream), (upstream, conn)):
                 self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -179,12 +198,17 @@ class Forwarder:
             pass
         finally:
             for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-                self._open.discard(s)
+                _cut(s)
+                with self._lock:
+                    self._open.discard(s)
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def kill_server(server: MlflowServer) -> None:
