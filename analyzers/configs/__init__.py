@@ -2,5 +2,6 @@
 
 ``analyzer`` is the registered analyzer; ``parsing`` reads JSON/YAML the way
 loaders do; ``sites`` records references (other models, code, paths, URLs);
-``huggingface``, ``hydra`` and ``mlflow_model`` know one family of files each.
+``huggingface``, ``hydra``, ``mlflow_model`` and ``shards`` (sharded-checkpoint indexes) know one
+family of files each.
 """

@@ -3,7 +3,7 @@
 Reads each JSON/YAML artifact once (bounded), reports duplicate keys and YAML
 Python tags, then hands the parsed data to the format handlers, which recognise
 their files by structure: Hugging Face (``huggingface``), Hydra/NeMo
-(``hydra``), MLflow (``mlflow_model``). Handlers record ``Reference``s
+(``hydra``), MLflow (``mlflow_model``), sharded-checkpoint indexes (``shards``). Handlers record ``Reference``s
 for the resolver and never resolve anything themselves.
 
 The text analyzer acts only on files loaders read by name:
@@ -29,6 +29,7 @@ from ..secrets import SECRET_FIELD
 from . import huggingface as config_hf
 from . import hydra as config_hydra
 from . import mlflow_model as config_mlflow
+from . import shards as config_shards
 from .parsing import ConfigDict, Document, join, parse_json, parse_yaml, walk
 from .sites import Site
 
@@ -73,7 +74,7 @@ SENSITIVE_KEYS = frozenset(
 )
 
 Handler = Callable[[Any, Site], Iterable[Finding]]
-HANDLERS: tuple[Handler, ...] = (config_hf.handle, config_hydra.handle, config_mlflow.handle)
+HANDLERS: tuple[Handler, ...] = (config_hf.handle, config_hydra.handle, config_mlflow.handle, config_shards.handle)
 
 
 @register(Kind.JSON, "configs")
