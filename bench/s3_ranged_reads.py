@@ -239,6 +239,11 @@ class _StoredRange:
             buffer.seek(start)
             return buffer.read(stop - start)
 
+    def __iter__(self) -> Iterator[bytes]:
+        """The whole object in 1 MiB chunks (a GET without ``Range``)."""
+        for start in range(0, len(self), MiB):
+            yield self[start : start + MiB]
+
 
 def serve(port: int) -> None:
     """Run moto (S3) with large objects' ranges read from its stored file; until killed."""

@@ -5,7 +5,16 @@
 Both read bytes only; the ``model_signing`` library is imported on first use.
 """
 
-from .sign import sign_model
-from .verify import RULES, SignatureCheck, unsigned, verify_signature
+from .sign import sign_digests, sign_model
+from .verify import RULES, SignatureCheck, in_place_supported, unsigned, verify_signature, verify_signature_digests
 
-__all__ = ["RULES", "SignatureCheck", "sign_model", "unsigned", "verify_signature"]
+__all__ = [
+    "RULES",
+    "SignatureCheck",
+    "in_place_supported",
+    "sign_digests",
+    "sign_model",
+    "unsigned",
+    "verify_signature",
+    "verify_signature_digests",
+]

@@ -13,6 +13,11 @@ Two questions, answered separately:
   signature does not verify is MLG-SIG-002 (critical, tampered); a signature no trusted
   signer verifies is MLG-SIG-003 (high).
 
+``verify_signature_digests`` answers the same questions for a model that is not a local folder
+(MLflow artifacts read in place): the signature's bytes and each file's sha256, which the scan's
+digest pass computed already, so verification reads nothing more (manifests by files with sha256,
+the default of ``model_signing`` and what mlgate signs; ``in_place_supported`` says when).
+
 Without a signature: MLG-SIG-004 (high) where the policy requires one, MLG-SIG-005 (info)
 elsewhere. The cost is one full read of the model's bytes (hashing), which is why the check
 runs only on models that carry a signature or where the policy asks for one.
@@ -22,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..core.findings import Finding, Rule, Severity
@@ -65,6 +71,53 @@ def verify_signature(target: Path, policy: SignaturePolicy) -> SignatureCheck:
         return check
     root = target if target.is_dir() else target.parent
     problems = _manifest_differences(root, sig_path, expected)
+    return _judge(check, bundle, keyless, policy, problems)
+
+
+def in_place_supported(signature: bytes) -> bool:
+    """Whether ``verify_signature_digests`` can check this signature from per-file sha256 alone
+    (a manifest by files hashed with sha256); False for anything else, including unreadable bundles
+    that ``verify_signature`` reports itself."""
+    try:
+        args = dict(_signed_manifest(*_bundle_of(signature)).serialization_type)
+    except Exception:  # noqa: BLE001 - unreadable: the caller's verification reports it
+        return True
+    return args.get("method") == "files" and args.get("hash_type") == "sha256"
+
+
+def verify_signature_digests(
+    signature: bytes, sha256_of: Mapping[str, Callable[[], str]], policy: SignaturePolicy
+) -> SignatureCheck:
+    """Check a model that is not a local folder: ``signature`` (the bytes of its signature file at the
+    model root) against its files, ``sha256_of`` (relative path -> the file's sha256 hex, the signature
+    file included), under ``policy``. Only manifests by files with sha256 (``in_place_supported``)."""
+    name = policy.signature_file
+    check = SignatureCheck(signature_file=name)
+    try:
+        bundle, keyless = _bundle_of(signature)
+        expected = _signed_manifest(bundle, keyless)
+    except Exception as exc:  # noqa: BLE001 - any parse failure of an untrusted file is one finding
+        check.findings.append(INVALID.finding(name, f"{name} cannot be read as a model-signing bundle: {_one(exc)}"))
+        return check
+    args = dict(expected.serialization_type)
+    if args.get("method") != "files" or args.get("hash_type") != "sha256":
+        raise ValueError("only manifests by files with sha256 are checked in place")
+    ignored = [PurePosixPath(p) for p in args.get("ignore_paths", ())]
+    ignored += [PurePosixPath(p) for p in (name, *GIT_PATHS)]
+    have = {
+        rel: hasher()
+        for rel, hasher in sorted(sha256_of.items())
+        if not any(PurePosixPath(rel).is_relative_to(i) for i in ignored)
+    }
+    want = {str(rd.identifier): rd.digest.digest_hex for rd in expected.resource_descriptors()}
+    return _judge(check, bundle, keyless, policy, _differences(have, want))
+
+
+def _judge(
+    check: SignatureCheck, bundle: Any, keyless: bool, policy: SignaturePolicy, problems: list[str]
+) -> SignatureCheck:
+    """Integrity problems found, then the trust question; the findings of both."""
+    name = check.signature_file or policy.signature_file
     check.findings.extend(MISMATCH.finding(name, p) for p in problems)
     if not policy.has_trust:
         check.findings.append(
@@ -80,7 +133,7 @@ def verify_signature(target: Path, policy: SignaturePolicy) -> SignatureCheck:
                 UNTRUSTED.finding(name, f"the policy requires a signature from a trusted signer; {name} is unverified")
             )
         return check
-    signer, forged = _trusted_signer(sig_path, bundle, keyless, policy)
+    signer, forged = _trusted_signer(bundle, keyless, policy)
     if signer is not None:
         check.signer = signer
         if not problems:
@@ -112,13 +165,27 @@ def unsigned(policy: SignaturePolicy) -> SignatureCheck:
 
 def _read_bundle(path: Path) -> tuple[Any, bool]:
     """(bundle, keyless): a key/certificate bundle (protobuf form) or a Sigstore keyless bundle."""
+    return _bundle_of(path.read_bytes())
+
+
+class _Text:
+    """What ``Signature.read`` needs of a path (``read_text``), over bytes already in memory."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self._raw.decode(encoding)
+
+
+def _bundle_of(raw: bytes) -> tuple[Any, bool]:
     from model_signing._signing import sign_sigstore, sign_sigstore_pb
 
-    data = json.loads(path.read_bytes())
+    data = json.loads(raw)
     material = data.get("verificationMaterial", {}) if isinstance(data, dict) else {}
     if "publicKey" in material or "x509CertificateChain" in material:
-        return sign_sigstore_pb.Signature.read(path), False
-    return sign_sigstore.Signature.read(path), True
+        return sign_sigstore_pb.Signature.read(_Text(raw)), False  # type: ignore[arg-type]
+    return sign_sigstore.Signature.read(_Text(raw)), True  # type: ignore[arg-type]
 
 
 def _signed_manifest(signature: Any, keyless: bool) -> Any:
@@ -148,6 +215,11 @@ def _manifest_differences(root: Path, sig_path: Path, expected: Any) -> list[str
     actual = config.hash(root)
     have = {str(rd.identifier): rd.digest.digest_hex for rd in actual.resource_descriptors()}
     want = {str(rd.identifier): rd.digest.digest_hex for rd in expected.resource_descriptors()}
+    return _differences(have, want)
+
+
+def _differences(have: Mapping[str, str], want: Mapping[str, str]) -> list[str]:
+    """One line per file that differs between ``have`` and ``want`` (identifier -> digest hex)."""
     out = [
         f"{name}: present but not covered by the signature (added after signing)"
         for name in sorted(have.keys() - want.keys())
@@ -164,7 +236,7 @@ def _manifest_differences(root: Path, sig_path: Path, expected: Any) -> list[str
     return out
 
 
-def _trusted_signer(sig_path: Path, bundle: Any, keyless: bool, policy: SignaturePolicy) -> tuple[str | None, str]:
+def _trusted_signer(bundle: Any, keyless: bool, policy: SignaturePolicy) -> tuple[str | None, str]:
     """(who verified, why the signature is forged): a trusted signer's name, or the forgery reason, or neither."""
     from model_signing._signing import sign_certificate, sign_ec_key, sign_sigstore
 

@@ -19,10 +19,11 @@ are hints, the tags are the truth), take the listing fingerprint, list its artif
 ``max_download_files``: a quarantined, incomplete verdict) and scan them where
 they live (``stores.py``: local stores in place, S3 and the ``mlflow-artifacts:``
 proxy through ranged reads); ``max_download_bytes`` bounds the bytes the scan
-reads, not the model's size. Versions carrying a signature file, signing of
-approved versions and stores without an in-place reader take the download path:
-a private copy in the work dir (bounded by ``max_download_bytes`` as a whole),
-``scan_target``, the copy deleted. Record:
+reads, not the model's size. Model signatures are verified, and approved versions
+signed, from the same per-file sha256 the digest needs (nothing more is read).
+Stores without an in-place reader, and signatures whose manifest is not by files
+with sha256, take the download path: a private copy in the work dir (bounded by
+``max_download_bytes`` as a whole), ``scan_target``, the copy deleted. Record:
 write the docs/contracts.md §2 tags, signature last, remembering each write so the
 webhook receiver can ignore the echo of the controller's own tags.
 
@@ -49,7 +50,13 @@ from mlgate.analyzers.core.digest import files_manifest_digest, manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.report import TargetReport, build_report
 from mlgate.analyzers.core.walker import BUDGET, ScanContext, ScanOptions, TargetScan, scan_artifacts
-from mlgate.analyzers.signatures import sign_model, unsigned
+from mlgate.analyzers.signatures import (
+    in_place_supported,
+    sign_digests,
+    sign_model,
+    unsigned,
+    verify_signature_digests,
+)
 
 from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
 from ..config.settings import ControllerConfig
@@ -503,18 +510,20 @@ class MLflowSource:
     def _download_and_scan(self, name: str, version: str) -> tuple[TargetReport, bytes | None]:
         """The report, and (when configured and approved) an OpenSSF signature over the files as scanned.
 
-        Artifacts are scanned where they live (``stores.py``); the download path remains for what
-        needs local files: a model carrying a signature file, signing approved models, and stores
-        without an in-place reader."""
+        Artifacts are scanned where they live (``stores.py``); the download path remains for stores
+        without an in-place reader and for signatures that cannot be checked from per-file sha256."""
         label = f"models:/{name}/{version}"
         repo, files = self._listing(name, version)
         if len(files) > self.settings.max_download_files:
             return self._unscanned(label, self._over_budget(len(files), 0)), None
-        names = {rel for rel, _ in files}
-        if not self.settings.sign_approved_key_file and self._policy.signatures.signature_file not in names:
-            store = self._call("artifact store", open_store, repo, files)
-            if store is not None:
-                return self._scan_in_place(label, store), None
+        store = self._call("artifact store", open_store, repo, files)
+        if store is not None:
+            try:
+                signature_file = store.read_small(self._policy.signatures.signature_file)
+            except OSError as exc:
+                raise with_bytes_read(SourceUnavailable(f"{label}: {exc}"), store.session.bytes_fetched) from None
+            if signature_file is None or in_place_supported(signature_file):
+                return self._scan_in_place(name, label, store, signature_file)
         with self._downloaded(name, version, repo, files) as (dest, problem):
             if dest is None:
                 return self._unscanned(label, problem), None
@@ -527,8 +536,12 @@ class MLflowSource:
                 signature = self._sign(dest)
             return report, signature
 
-    def _scan_in_place(self, label: str, store: Store) -> TargetReport:
-        """Scan ``store``'s artifacts through their readers; ``max_download_bytes`` bounds the bytes read."""
+    def _scan_in_place(
+        self, name: str, label: str, store: Store, signature_file: bytes | None
+    ) -> tuple[TargetReport, bytes | None]:
+        """Scan ``store``'s artifacts through their readers; ``max_download_bytes`` bounds the bytes read.
+        The model signature (``signature_file``, its bytes) is checked, and an approved version signed,
+        from the per-file sha256 the digest computed."""
         budgets = replace(
             self._policy.budgets, max_bytes=min(self._policy.budgets.max_bytes, self.settings.max_download_bytes)
         )
@@ -539,7 +552,14 @@ class MLflowSource:
             raise with_bytes_read(SourceUnavailable(f"{label}: {exc}"), store.session.bytes_fetched) from None
         if store.session.errors:  # the store failed mid-scan: never record a verdict for a scan cut short
             raise with_bytes_read(SourceUnavailable(f"{label}: {store.session.errors[0]}"), store.session.bytes_fetched)
-        signature = unsigned(self._policy.signatures)  # a signed model takes the download path
+        sha256_of = {a.location: (lambda a=a: store.content_hash(a)) for a in store.artifacts}
+        if signature_file is None:
+            signature = unsigned(self._policy.signatures)
+        else:
+            try:
+                signature = verify_signature_digests(signature_file, sha256_of, self._policy.signatures)
+            except OSError as exc:
+                raise with_bytes_read(SourceUnavailable(f"{label}: {exc}"), store.session.bytes_fetched) from None
         scan.findings.extend(signature.findings)
         deps = resolve_dependencies(scan, self._policy, store.origin(), self._resolver)
         report = build_report(scan, self._policy, deps)
@@ -556,12 +576,24 @@ class MLflowSource:
                 duration_s=round(scan.duration_s, 3),
             ),
         )
-        return replace(
+        model_signature = None
+        if report.verdict is Verdict.APPROVED and self.settings.sign_approved_key_file:
+            model_signature = self._sign_digests(name, {rel: hasher() for rel, hasher in sha256_of.items()})
+        report = replace(
             report,
             bytes_read=store.bytes_read(scan.bytes_read),
             signer=signature.signer,
             signature_file=signature.signature_file,
         )
+        return report, model_signature
+
+    def _sign_digests(self, name: str, sha256_of: dict[str, str]) -> bytes:
+        """Sign the files as scanned in place, from their sha256 (docs/signatures.md)."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="sign-", dir=self.work_dir) as tmp:
+            out = Path(tmp) / MODEL_SIGNATURE_FILE
+            sign_digests(sha256_of, name, Path(self.settings.sign_approved_key_file), out)
+            return out.read_bytes()
 
     def _sign(self, model: Path) -> bytes:
         """Sign the scanned files with the configured key (docs/signatures.md, "mlgate signs what it approves")."""

@@ -19,9 +19,13 @@ Unknown repository types return ``None``: the caller downloads as before.
 Content hashes for the digest manifest (sha256 hex per file, the same value a
 download would give, so verdicts stay comparable across the two paths):
 a full-object ``ChecksumSHA256`` the S3 store reports when it has one;
-otherwise sha256 computed by streaming the file once (local: from disk; S3:
-one GET pinned to the scanned version; proxy: one streamed GET), in 1 MiB
-chunks, never written anywhere. ``digest_bytes`` counts what that cost.
+otherwise sha256 computed in one pass over the file's bytes, never written
+anywhere: local files streamed from disk; S3 objects and proxied artifacts up
+to ``PARALLEL_MIN`` bytes in one streamed GET (pinned to the scanned version
+or ETag), larger ones as ``PART``-byte ranged GETs fetched by ``WORKERS``
+threads and hashed in order (``ranged_sha256``: memory at most
+``(WORKERS + 1) * PART``; a proxy that ignores ``Range`` falls back to one
+streamed GET). ``digest_bytes`` counts what hashing fetched.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import binascii
 import hashlib
 import posixpath
 import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -40,10 +46,54 @@ from mlgate.analyzers.core.artifact import Artifact, SliceStream
 from mlgate.analyzers.core.digest import file_sha256
 
 from ..resolver.interface import Origin
-from ..s3.reader import ReadSession, S3Object, S3ReadError, _Cursor
+from ..s3.reader import ReadSession, S3Object, S3ReadError, _Cursor, classify
 
 _CHUNK = 1 << 20
 _HTTP_RETRIES = 2
+PART = 8 << 20  # one ranged GET of the digest pass
+WORKERS = 4  # ranged GETs in flight per file
+PARALLEL_MIN = 2 * PART  # smaller files: one streamed GET
+_PART_ATTEMPTS = 3
+SMALL_FILE = 16 << 20  # a signature file read whole
+
+
+class RangesIgnored(Exception):
+    """The server answered a ranged GET with the whole body: ranges cannot be fetched in parallel."""
+
+
+def ranged_sha256(
+    size: int,
+    fetch: Callable[[int, int], bytes],
+    count: Callable[[int], None],
+    part: int | None = None,
+    workers: int | None = None,
+) -> str:
+    """sha256 of ``size`` bytes fetched as consecutive ``part``-byte ranges (``fetch(start, length)``)
+    by ``workers`` threads and hashed in order; at most ``workers + 1`` parts are held at once.
+    A failed fetch cancels the parts not yet started and is raised."""
+    part, workers = part or PART, workers or WORKERS
+    h = hashlib.sha256()
+    offsets = iter(range(0, size, part))
+    pending: deque[Future[bytes]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlgate-digest") as pool:
+
+        def submit() -> None:
+            start = next(offsets, None)
+            if start is not None:
+                pending.append(pool.submit(fetch, start, min(part, size - start)))
+
+        try:
+            for _ in range(workers):
+                submit()
+            while pending:
+                data = pending.popleft().result()
+                submit()
+                h.update(data)  # hashlib releases the GIL: the next parts keep arriving meanwhile
+                count(len(data))
+        finally:
+            for future in pending:
+                future.cancel()
+    return h.hexdigest()
 
 
 @dataclass
@@ -58,9 +108,23 @@ class Store:
     digest_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    _hashes: dict[str, str] = field(default_factory=dict)
+
     def content_hash(self, artifact: Artifact) -> str:
-        """sha256 hex of the artifact's bytes (store checksum or one streamed pass)."""
-        return self._hashers[artifact.location]()
+        """sha256 hex of the artifact's bytes (store checksum or one pass over the bytes), computed once."""
+        known = self._hashes.get(artifact.location)
+        if known is None:
+            known = self._hashes[artifact.location] = self._hashers[artifact.location]()
+        return known
+
+    def read_small(self, location: str, limit: int = SMALL_FILE) -> bytes | None:
+        """The bytes of the artifact at ``location`` (a signature file), None when the version has none;
+        at most ``limit + 1`` bytes (a larger file is no signature bundle, and fails to parse as one)."""
+        artifact = next((a for a in self.artifacts if a.location == location), None)
+        if artifact is None:
+            return None
+        with artifact.open() as stream:
+            return bytes(stream.read(limit + 1))
 
     def origin(self) -> Origin:
         if self.root is not None:
@@ -141,11 +205,9 @@ def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
             return base64.b64decode(checksum).hex()
         except (binascii.Error, ValueError):
             pass
-    params: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-    if obj.version_id:
-        params["VersionId"] = obj.version_id
-    elif obj.etag:
-        params["IfMatch"] = f'"{obj.etag}"'
+    params = _pinned(obj)
+    if obj.size >= PARALLEL_MIN and WORKERS > 1:
+        return ranged_sha256(obj.size, lambda start, length: _s3_part(obj, params, start, length), store._count)
     try:
         body = obj.client.get_object(**params)["Body"]
         h = hashlib.sha256()
@@ -155,6 +217,36 @@ def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure to hash is a failed scan, retried later
         raise S3ReadError(f"{obj.uri}: hashing failed: {type(exc).__name__}: {exc}", "transient") from None
     return h.hexdigest()
+
+
+def _pinned(obj: S3Object) -> dict[str, Any]:
+    """GET parameters naming the object as the scan saw it (its version, else its ETag)."""
+    params: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        params["VersionId"] = obj.version_id
+    elif obj.etag:
+        params["IfMatch"] = f'"{obj.etag}"'
+    return params
+
+
+def _s3_part(obj: S3Object, params: dict[str, Any], start: int, length: int) -> bytes:
+    """One range of the digest pass (not counted as scan bytes; retried when the body is cut)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    problem = ""
+    for _ in range(_PART_ATTEMPTS):
+        try:
+            resp = obj.client.get_object(**params, Range=f"bytes={start}-{start + length - 1}")
+            data = resp["Body"].read()
+        except ClientError as exc:
+            raise S3ReadError(f"{obj.uri}: hashing failed: {exc}", classify(exc)) from None
+        except BotoCoreError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            continue
+        if len(data) == length:
+            return data
+        problem = f"expected {length} bytes at {start}, got {len(data)}"
+    raise S3ReadError(f"{obj.uri}: hashing failed: {problem}", "transient")
 
 
 class HttpObject(S3Object):
@@ -229,6 +321,31 @@ class HttpObject(S3Object):
         return bytes(out[:length])
 
     def sha256(self, count: Callable[[int], None]) -> str:
+        """sha256 of the artifact: parallel ranged GETs for large ones, else (or when the server
+        ignores ``Range``) one streamed GET."""
+        if self.size >= PARALLEL_MIN and WORKERS > 1 and not self.ranges_ignored:
+            try:
+                return ranged_sha256(self.size, self._part, count)
+            except RangesIgnored:
+                self.ranges_ignored = True
+        return self._streamed_sha256(count)
+
+    def _part(self, start: int, length: int) -> bytes:
+        resp = self._request({"Range": f"bytes={start}-{start + length - 1}"})
+        try:
+            if resp.status_code != 206:
+                raise RangesIgnored()
+            try:
+                data = resp.raw.read(length + 1, decode_content=True)
+            except Exception as exc:  # noqa: BLE001 - a cut stream is a failed scan, retried later
+                raise self.session.failed(S3ReadError(f"{self.uri}: hashing failed: {exc}", "transient")) from None
+        finally:
+            resp.close()
+        if len(data) != length:
+            raise self.session.failed(S3ReadError(f"{self.uri}: expected {length} bytes, got {len(data)}", "changed"))
+        return data
+
+    def _streamed_sha256(self, count: Callable[[int], None]) -> str:
         resp = self._request()
         h = hashlib.sha256()
         try:

@@ -297,3 +297,106 @@ def test_proxy_that_ignores_range_is_read_by_streaming(tmp_path: Path) -> None:
         assert not session.errors
     finally:
         server.shutdown()
+
+
+def _keypair(folder: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = folder / "signer.pem", folder / "signer.pub.pem"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+def _local_version(tmp_path: Path, files: dict[str, bytes]) -> tuple[object, str, str, str, Path]:
+    from mlflow import MlflowClient
+
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    exp = client.create_experiment(f"sig-{uuid.uuid4().hex[:6]}", artifact_location=(tmp_path / "artifacts").as_uri())
+    name = f"sig-{uuid.uuid4().hex[:6]}"
+    version = _register_with_big_file(client, name, exp, tmp_path)
+    root = Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return client, url, name, version, root
+
+
+def _no_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the version was downloaded")
+
+    monkeypatch.setattr(MLflowSource, "_downloaded", refuse)
+
+
+def test_signed_model_is_verified_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model signed by the model-signing library (model.sig inside) is verified from the digest's
+    per-file sha256: approved with the signer recorded, a file changed after signing is MLG-SIG-001,
+    and nothing is downloaded."""
+    from dataclasses import replace
+
+    from model_signing import hashing, signing
+
+    from mlgate.analyzers.core.policy import SignaturePolicy
+
+    private, public = _keypair(tmp_path)
+    client, url, name, version, root = _local_version(tmp_path, {"weights/w.bin": b"\0" * 4096, ".gitignore": b"x"})
+    config = hashing.Config().set_ignored_paths(paths=["model.sig"], ignore_git_paths=True)
+    signing.Config().use_elliptic_key_signer(private_key=private).set_hashing_config(config).sign(
+        root, root / "model.sig"
+    )
+    _no_download(monkeypatch)
+    policy = replace(Policy(), signatures=SignaturePolicy(require=True, trusted_public_keys=(public,)))
+    cfg = ControllerConfig(
+        state_dir=str(tmp_path / "state"), signing_key=SIGNING_KEY, mlflow=MLflowConfig(tracking_uri=url)
+    )
+    source = MLflowSource(cfg, SIGNING_KEY.encode(), policy, client=client)
+    report = scan(source, name, version)
+    assert report.verdict is Verdict.APPROVED, report.findings
+    assert report.signer and "signer.pub.pem" in report.signer
+    assert [f.rule for f in report.findings if f.rule.startswith("MLG-SIG-")] == ["MLG-SIG-006"]
+
+    (root / "weights" / "w.bin").write_bytes(b"\1" * 4096)  # same size, other content
+    (root / "added.txt").write_bytes(b"added after signing")
+    report = scan(source, name, version)
+    assert report.verdict is Verdict.QUARANTINED
+    mismatches = sorted(f.message for f in report.findings if f.rule == "MLG-SIG-001")
+    assert len(mismatches) == 2, report.findings
+    assert "added.txt" in mismatches[0] and "weights/w.bin" in mismatches[1]
+
+
+def test_approved_version_is_signed_in_place_and_verifies_with_the_stock_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = _keypair(tmp_path)
+    client, url, name, version, root = _local_version(tmp_path, {"sub/config.json": b'{"a": 1}'})
+    _no_download(monkeypatch)
+    source = make_source(client, tmp_path, url, sign_approved_key_file=str(private))
+    scanned = source.scan(ScanRequest(SOURCE, version_key(name, version), "test"))
+    assert scanned is not None and scanned.report.verdict is Verdict.APPROVED
+    signature = scanned.state.model_signature
+    assert signature
+    (tmp_path / "mlgate.sig").write_bytes(signature)
+    stock = Path(sys.executable).with_name("model_signing")
+    cmd = [
+        str(stock),
+        "verify",
+        "key",
+        str(root),
+        "--public_key",
+        str(public),
+        "--signature",
+        str(tmp_path / "mlgate.sig"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "Verification succeeded" in done.stdout + done.stderr, done.stdout + done.stderr
+    (root / "sub" / "config.json").write_bytes(b'{"a": 2}')
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode != 0  # the signature covers the content as scanned
