@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from mlgate.analyzers.core.artifact import Artifact, SliceStream
-from mlgate.analyzers.core.digest import file_sha256
 
 from ..resolver.interface import Origin
 from ..s3.reader import ReadSession, S3Object, S3ReadError, _Cursor, classify
@@ -170,10 +169,22 @@ def _local(root: Path, files: list[tuple[str, int]], session: ReadSession) -> St
 
         def digest(p: Path = path) -> str:
             store._count(p.stat().st_size)
-            return file_sha256(p)
+            return _file_sha256(p)
 
         store._hashers[rel] = digest
     return store
+
+
+def _file_sha256(path: Path) -> str:
+    """sha256 of a local file in ``PART``-byte reads: few GIL hand-offs, so other threads of the
+    controller (workers, the HTTP server) cannot slow the hashing loop down to their switch interval."""
+    h = hashlib.sha256()
+    buf = bytearray(PART)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
 
 
 def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Store:

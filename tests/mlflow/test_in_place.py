@@ -32,11 +32,14 @@ from mlgate.controller.config.settings import ControllerConfig, MLflowConfig
 from mlgate.controller.mlflow.source import SOURCE, MLflowSource, version_key
 from mlgate.controller.runtime.interface import ScanRequest
 
-BIG = 200 << 20
+# Size of each large file per store (bench/mlflow_in_place.py runs the proxy and S3 at 2 GiB; bench/README.md).
+LOCAL_BIG = int(os.environ.get("MLGATE_TEST_LOCAL_BIG", 2 << 30))  # sparse, read in place: costs its hashing
+PROXY_BIG = int(os.environ.get("MLGATE_TEST_PROXY_BIG", 200 << 20))  # written sparse, but hashed through the server
+S3_BIG = int(os.environ.get("MLGATE_TEST_S3_BIG", 200 << 20))  # uploaded to an in-process moto
 CARD = b"A model card.\n"
 
 
-def sparse_safetensors(path: Path, size: int = BIG) -> None:
+def sparse_safetensors(path: Path, size: int) -> None:
     """A valid safetensors file of ``size`` bytes whose tensor data is a hole (sparse on disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"__metadata__": {"format": "pt"}}
@@ -54,7 +57,7 @@ def sparse_safetensors(path: Path, size: int = BIG) -> None:
         out.truncate(8 + len(raw) + data)
 
 
-def sparse_torch_zip(path: Path, size: int = BIG) -> None:
+def sparse_torch_zip(path: Path, size: int) -> None:
     """A stored zip laid out like ``torch.save`` (``bench/s3_ranged_reads.py`` builds it), storages sparse."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
     try:
@@ -71,9 +74,9 @@ def sparse_torch_zip(path: Path, size: int = BIG) -> None:
         out.truncate(out.tell())
 
 
-def add_big_files(folder: Path) -> None:
-    sparse_safetensors(folder / "big.safetensors")
-    sparse_torch_zip(folder / "big.pt")
+def add_big_files(folder: Path, size: int) -> None:
+    sparse_safetensors(folder / "big.safetensors", size)
+    sparse_torch_zip(folder / "big.pt", size)
 
 
 def sha256_of(path: Path) -> str:
@@ -103,7 +106,9 @@ def scan(source: MLflowSource, name: str, version: str):
     return scanned.report
 
 
-def check_in_place(source: MLflowSource, name: str, version: str, local_copies: Path, tmp_path: Path) -> None:
+def check_in_place(
+    source: MLflowSource, name: str, version: str, local_copies: Path, tmp_path: Path, size: int
+) -> None:
     """The version is approved reading < 1% of its bytes, nothing lands in the state dir, digest bound to content."""
     state = tmp_path / "state"
     peak = [0]
@@ -123,12 +128,13 @@ def check_in_place(source: MLflowSource, name: str, version: str, local_copies: 
         done.set()
         sampler.join()
     print(
-        f"{name}: read {report.bytes_read} of {2 * BIG} bytes, {time.monotonic() - started:.2f} s, state peak {peak[0]}"
+        f"{name}: read {report.bytes_read} of {2 * size} bytes, {time.monotonic() - started:.2f} s, "
+        f"state peak {peak[0]}"
     )
     assert peak[0] < 4 << 20
     assert report.verdict is Verdict.APPROVED, report.findings
     assert report.scan_complete
-    assert 0 < report.bytes_read < 2 * BIG // 100, report.bytes_read  # two files of BIG bytes
+    assert 0 < report.bytes_read < 2 * size // 100, report.bytes_read  # two files of ``size`` bytes
     assert disk_usage(tmp_path / "state") < 4 << 20
     expected = manifest_digest(
         [("CARD.md", hashlib.sha256(CARD).hexdigest())]
@@ -148,11 +154,15 @@ def test_local_file_store(tmp_path: Path) -> None:
     version = _register_with_big_file(client, name, exp, tmp_path)
     root = Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
     assert root.is_dir()
-    add_big_files(root)
+    add_big_files(root, LOCAL_BIG)
     source = make_source(client, tmp_path, url)
-    check_in_place(source, name, version, root, tmp_path)
+    check_in_place(source, name, version, root, tmp_path, LOCAL_BIG)
 
     # The budget is on bytes read: a 16 KiB budget stops the scan (a budget finding), a 1 MiB one does not.
+    # (On a second version of 200 MiB files: each scan hashes every byte, and the point is made at that size.)
+    name = f"local-{uuid.uuid4().hex[:6]}"
+    version = _register_with_big_file(client, name, exp, tmp_path)
+    add_big_files(Path(client.get_model_version_download_uri(name, version).removeprefix("file://")), 200 << 20)
     report = scan(make_source(client, tmp_path, url, max_download_bytes=16 << 10), name, version)
     assert report.verdict is Verdict.QUARANTINED
     assert any(f.rule == "MLG-CORE-002" for f in report.findings), report.findings
@@ -180,9 +190,9 @@ def test_mlflow_artifacts_proxy(plain_server: MlflowServer, prefix: str, tmp_pat
     # the server's --artifacts-destination folder: write the big file there (sparse, no upload)
     folder = plain_server.log.parent / "artifacts" / uri.removeprefix("mlflow-artifacts:/")
     assert (folder / "CARD.md").is_file(), folder
-    add_big_files(folder)
+    add_big_files(folder, PROXY_BIG)
     source = make_source(client, tmp_path, plain_server.url)
-    check_in_place(source, name, version, folder, tmp_path)
+    check_in_place(source, name, version, folder, tmp_path, PROXY_BIG)
 
 
 @pytest.fixture(scope="module")
@@ -251,11 +261,11 @@ def test_s3_artifact_root(s3_server: tuple[MlflowServer, str], tmp_path: Path) -
     uri = client.get_model_version_download_uri(name, version)
     assert uri.startswith(f"s3://{bucket}/"), uri
     local = tmp_path / "upload"
-    add_big_files(local)
+    add_big_files(local, S3_BIG)
     for f in ("big.safetensors", "big.pt"):
         boto3.client("s3").upload_file(str(local / f), bucket, uri.removeprefix(f"s3://{bucket}/") + f"/{f}")
     source = make_source(client, tmp_path, server.url)
-    check_in_place(source, name, version, local, tmp_path)
+    check_in_place(source, name, version, local, tmp_path, S3_BIG)
 
 
 def test_proxy_that_ignores_range_is_read_by_streaming(tmp_path: Path) -> None:
