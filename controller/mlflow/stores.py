@@ -18,7 +18,8 @@ Unknown repository types return ``None``: the caller downloads as before.
 
 Content hashes for the digest manifest (sha256 hex per file, the same value a
 download would give, so verdicts stay comparable across the two paths):
-a full-object ``ChecksumSHA256`` the S3 store reports when it has one;
+the ``ChecksumSHA256`` the S3 store reports for an object uploaded in one part
+(S3 verifies it on upload; a multipart upload's SHA-256 is composite, over its parts);
 otherwise sha256 computed in one pass over the file's bytes, never written
 anywhere: local files streamed from disk; S3 objects and proxied artifacts up
 to ``PARALLEL_MIN`` bytes in one streamed GET (pinned to the scanned version
@@ -211,7 +212,13 @@ def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Store:
 
 def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
     checksum = head.get("ChecksumSHA256")
-    if checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT" and "-" not in str(checksum):
+    single_part = "-" not in str(head.get("ETag", "")) and not head.get("PartsCount")
+    if (
+        checksum
+        and single_part  # a multipart upload's SHA-256 is over its parts' checksums (S3 has no full-object SHA-256)
+        and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        and "-" not in str(checksum)
+    ):
         try:
             return base64.b64decode(checksum).hex()
         except (binascii.Error, ValueError):
