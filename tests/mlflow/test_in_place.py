@@ -410,3 +410,26 @@ def test_approved_version_is_signed_in_place_and_verifies_with_the_stock_tool(
     (root / "sub" / "config.json").write_bytes(b'{"a": 2}')
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode != 0  # the signature covers the content as scanned
+
+
+def test_sharded_checkpoint_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index and four sparse shards in a local store: approved reading each shard's header only;
+    the same version with one shard deleted is quarantined for it (MLG-DEP-012)."""
+    shards = {f"model-{i:05d}-of-00004.safetensors": f"layers.{i}.weight" for i in range(1, 5)}
+    index = {"metadata": {"total_size": 4 * (64 << 20)}, "weight_map": {t: s for s, t in shards.items()}}
+    client, url, name, version, root = _local_version(
+        tmp_path, {"model.safetensors.index.json": json.dumps(index).encode()}
+    )
+    for shard in shards:
+        sparse_safetensors(root / shard, 64 << 20)
+    _no_download(monkeypatch)
+    source = make_source(client, tmp_path, url)
+    report = scan(source, name, version)
+    assert report.verdict is Verdict.APPROVED, report.findings
+    # per shard: its header and the polyglot check's look at the last 64 KiB (the end-of-zip record)
+    assert 0 < report.bytes_read < 4 * ((64 << 10) + (16 << 10)), report.bytes_read
+    (root / "model-00003-of-00004.safetensors").unlink()
+    report = scan(source, name, version)
+    assert report.verdict is Verdict.QUARANTINED
+    missing = [f for f in report.findings if f.rule == "MLG-DEP-012"]
+    assert len(missing) == 1 and "model-00003-of-00004.safetensors" in missing[0].message
