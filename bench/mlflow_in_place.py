@@ -194,6 +194,7 @@ def main() -> int:
     parser.add_argument("--workers", default="2,4,8")
     parser.add_argument("--part-mib", type=int, default=stores.PART >> 20, help="size of one ranged GET of the digest")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined] - progress while the bench runs
     workers = [int(w) for w in args.workers.split(",") if w]
     stores.PART = args.part_mib << 20
     size = int(args.gib * GiB)
@@ -236,7 +237,11 @@ def main() -> int:
                 os.environ.update({k: v for k, v in s3env.items() if k.startswith(("AWS_", "MLFLOW_S3"))})
                 moto_cmd = [sys.executable, str(HERE / "s3_ranged_reads.py"), "--serve", str(moto_port)]
                 with process(moto_cmd, s3env, folder):
-                    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+                    # moto assembles a multipart upload in memory: give CompleteMultipartUpload time
+                    s3 = boto3.client(
+                        "s3",
+                        config=Config(s3={"addressing_style": "path"}, read_timeout=900, retries={"max_attempts": 1}),
+                    )
                     for _ in range(100):
                         try:
                             s3.list_buckets()
@@ -262,15 +267,13 @@ def main() -> int:
             else:
                 raise SystemExit(f"unknown store {store}")
             store_row = results[-1][1]
+            print(f"  digest of {results[-1][3]} (MB/s): " + ", ".join(f"{lb} {r:,.0f}" for lb, r in results[-1][2]))
             print(
                 f"{store:<6} {store_row['verdict']:<9} {store_row['bytes_read']:>11,} "
                 f"{100 * store_row['bytes_read'] / total:>7.3f}% {store_row['wall_s']:>11.1f}s "
                 f"{store_row['state_peak']:>11,} {'ok' if store_row['digest_ok'] else 'MISMATCH'}"
                 + (f"  findings: {store_row['findings']}" if store_row["findings"] else "")
             )
-    print("\ndigest of one object (MB/s):")
-    for store, _, rates, key in results:
-        print(f"  {store} {key}: " + ", ".join(f"{label} {rate:,.0f}" for label, rate in rates))
     print(f"\nbench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     return 0 if all(r[1]["approved"] and r[1]["digest_ok"] for r in results) else 1
 
