@@ -21,7 +21,7 @@ download would give, so verdicts stay comparable across the two paths):
 the ``ChecksumSHA256`` the S3 store reports for an object uploaded in one part
 (S3 verifies it on upload; a multipart upload's SHA-256 is composite, over its parts);
 otherwise sha256 computed in one pass over the file's bytes, never written
-anywhere: local files streamed from disk; S3 objects and proxied artifacts up
+anywhere: local files read from disk in ``PART``-byte reads; S3 objects and proxied artifacts up
 to ``PARALLEL_MIN`` bytes in one streamed GET (pinned to the scanned version
 or ETag), larger ones as ``PART``-byte ranged GETs fetched by ``WORKERS``
 threads and hashed in order (``ranged_sha256``: memory at most
@@ -107,8 +107,7 @@ class Store:
     _hashers: dict[str, Callable[[], str]] = field(default_factory=dict)
     digest_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    _hashes: dict[str, str] = field(default_factory=dict)
+    _hashes: dict[str, str] = field(default_factory=dict)  # computed content hashes, reused by signatures
 
     def content_hash(self, artifact: Artifact) -> str:
         """sha256 hex of the artifact's bytes (store checksum or one pass over the bytes), computed once."""
