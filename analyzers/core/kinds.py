@@ -16,7 +16,6 @@ import pickletools
 import re
 import struct
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 SNIFF_BYTES = 4096
 """How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit (the walker probes
@@ -118,13 +117,27 @@ CONVENTIONAL_MISMATCHES: dict[tuple[str, Kind], str] = {
 }
 
 
+def posix_name(path: str) -> str:
+    """``PurePosixPath(path).name`` without building a path object (called per archive member)."""
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            return part
+    return ""
+
+
+def posix_suffix(name: str) -> str:
+    """``PurePosixPath(name).suffix`` of a base name (``posix_name``'s result)."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
 def sniff(head: bytes, name: str = "") -> Kind:
     """The kind of a stream whose first ``SNIFF_BYTES`` bytes are ``head``.
 
     ``name`` is the member or file name; it is used only for formats without
     magic bytes.
     """
-    base = PurePosixPath(name.replace("\\", "/")).name
+    base = posix_name(name.replace("\\", "/"))
     magic = _by_magic(head)
     if magic is not None:
         return magic
@@ -140,7 +153,7 @@ def sniff(head: bytes, name: str = "") -> Kind:
     if text is None:
         return Kind.UNKNOWN
     stripped = text.lstrip()
-    suffix = PurePosixPath(base).suffix.lower()
+    suffix = posix_suffix(base).lower()
     if suffix in _YAML_SUFFIXES or base in _YAML_NAMES:
         return Kind.YAML
     if suffix == ".py":
@@ -367,7 +380,7 @@ def _json_window(text: str, whole: bool) -> bool:
 
 def expected_kinds(name: str) -> frozenset[Kind] | None:
     """Kinds a file name's extension promises, or None when the extension promises nothing."""
-    return EXPECTED_KINDS.get(PurePosixPath(name.replace("\\", "/")).suffix.lower())
+    return EXPECTED_KINDS.get(posix_suffix(posix_name(name.replace("\\", "/"))).lower())
 
 
 # --- what a name promises (loader parity) -------------------------------------------------------
@@ -424,13 +437,13 @@ _NAMED_PROMISES: dict[str, Promise] = {
 
 def promise_for(name: str) -> Promise | None:
     """What loading a file of this name promises, or None when the name selects no loader."""
-    base = PurePosixPath(name.replace("\\", "/")).name
+    base = posix_name(name.replace("\\", "/"))
     named = _NAMED_PROMISES.get(base)
     if named is not None:
         return named
-    return PROMISES.get(PurePosixPath(base).suffix.lower())
+    return PROMISES.get(posix_suffix(base).lower())
 
 
 def conventional_mismatch(name: str, kind: Kind) -> str | None:
     """Why content of ``kind`` under this name is a known harmless convention, or None."""
-    return CONVENTIONAL_MISMATCHES.get((PurePosixPath(name.replace("\\", "/")).suffix.lower(), kind))
+    return CONVENTIONAL_MISMATCHES.get((posix_suffix(posix_name(name.replace("\\", "/"))).lower(), kind))

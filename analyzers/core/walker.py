@@ -39,6 +39,8 @@ from .kinds import (
     conventional_mismatch,
     expected_kinds,
     hdf5_superblock_offsets,
+    posix_name,
+    posix_suffix,
     promise_for,
     sniff,
 )
@@ -272,7 +274,7 @@ class ScanContext:
         offsets = [off for off in hdf5_superblock_offsets(size) if off >= head_len]
         if not offsets:
             return False
-        if artifact.parent is not None and PurePosixPath(artifact.name).suffix.lower() not in _HDF5_SUFFIXES:
+        if artifact.parent is not None and posix_suffix(posix_name(artifact.name)).lower() not in _HDF5_SUFFIXES:
             return False
         try:
             with self.open(artifact) as stream:

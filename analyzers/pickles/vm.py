@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import codecs
 import io
+import operator
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import BinaryIO
 
 CHUNK = 1 << 20
@@ -93,6 +95,61 @@ class _Run:
 _FLOATS = _Run(">", "d", 9)
 _UINT16S = _Run("<", "H", 3)
 _INT32S = _Run("<", "i", 5)
+
+# Runs (8+) of memoized short strings (SHORT_BINUNICODE + MEMOIZE), each followed by one int
+# push of the same width or by nothing, as in a tokenizer vocabulary {token: id} or a list of
+# strings, are matched and decoded in bulk: one regex pass finds the units, one UTF-8 decode per
+# string runs in C, and the memo and stack are filled with one call each. The length byte picks
+# one alternative, so the units parse exactly as the opcode-by-opcode loop would read them.
+_SU_ALTS = b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(128))
+_STR_TAIL = operator.itemgetter(slice(1, None))
+
+
+class _StrRun:
+    """One shape of string run: the int opcode after each string (None: no int) and its width."""
+
+    def __init__(self, int_op: int | None, width: int, fmt: str) -> None:
+        unit = rb"\x8c(?:" + _SU_ALTS + rb")\x94"
+        grouped = rb"\x8c(" + _SU_ALTS + rb")\x94"
+        if int_op is not None:
+            unit += re.escape(bytes([int_op])) + b".{%d}" % width
+            grouped += re.escape(bytes([int_op])) + b"(.{%d})" % width
+        self.run = re.compile(b"(?:" + unit + b"){8,}", re.DOTALL).match
+        self.units = re.compile(grouped, re.DOTALL).findall
+        self.unit_overhead = 2 + (1 + width if int_op is not None else 0)
+        self.with_ints = int_op is not None
+        self.fmt = fmt
+
+    def decode(self, buf: bytes, at: int) -> tuple[int, list[str], list[int] | None] | None:
+        """(end, strings, ints) of the run starting at ``buf[at]``; None when there is none or
+        a string is not UTF-8 (the opcode-by-opcode loop then stops at that string)."""
+        m = self.run(buf, at)
+        if m is None:
+            return None
+        end = m.end()
+        units = self.units(buf, at, end)
+        raws, ints_raw = zip(*units, strict=True) if self.with_ints else (units, ())
+        if sum(map(len, raws)) + len(raws) * self.unit_overhead != end - at:  # pragma: no cover - defensive
+            return None
+        try:  # each raw is its length byte (ASCII, below 0x80) and the payload
+            strings = list(map(_STR_TAIL, map(str, raws, repeat("utf-8"), repeat("surrogatepass"))))
+        except UnicodeDecodeError:
+            return None
+        if not self.with_ints:
+            return end, strings, None
+        joined = b"".join(ints_raw)
+        ints = list(joined) if self.fmt == "B" else list(struct.unpack(f"<{len(raws)}{self.fmt}", joined))
+        return end, strings, ints
+
+
+_STR_RUNS = {
+    0x4B: _StrRun(0x4B, 1, "B"),
+    0x4D: _StrRun(0x4D, 2, "H"),
+    0x4A: _StrRun(0x4A, 4, "i"),
+    0x8C: _StrRun(None, 0, ""),
+}
+_STR_RUN_NEXT = {0x4B: 3, 0x4D: 4, 0x4A: 6, 0x8C: 1}
+"""Bytes from a run's first int opcode (or next string) to its second unit."""
 
 OPNAMES: dict[int, str] = {
     0x28: "MARK",
@@ -437,6 +494,18 @@ class Memo:
         hi = self.count - RECENT_MEMO
         keys = range(self.lo, hi) if self.sparse_from is None else [k for k in list(d) if k < hi]
         kept = self.kept_strings
+        if self.sparse_from is None and len(keys) > 1024:
+            # Only strings here (vocabularies, lists of names): decide in bulk, in C.
+            values = list(map(d.get, keys, repeat(_ABSENT)))
+            if set(map(type, values)) == {str}:
+                room = max(0, KEEP_STRINGS - kept)
+                drop: Sequence[int] = keys[room:]
+                if not names.isdisjoint(values[room:]):
+                    drop = [k for k, v in zip(drop, values[room:], strict=True) if v not in names]
+                list(map(d.__delitem__, drop))
+                self.kept_strings = kept + len(keys) - len(drop)
+                self.lo = max(self.lo, hi)
+                return
         for key in keys:
             value = d.get(key, _ABSENT)
             t = type(value)
@@ -642,6 +711,7 @@ class PickleVM:
         pos = 0
         nevents = 0
         keep = KEEP_ITEMS
+        no_run_before = 0  # offset before which no bulk string run is tried again
         try:
             while True:
                 try:
@@ -681,6 +751,28 @@ class PickleVM:
                             end = pos + 1 + buf[pos]
                             if end > blen:
                                 raise _Need(pos - 1, end - pos + 1)
+                            if (
+                                wbase + pos >= no_run_before
+                                and end + 64 < blen
+                                and buf[end] == 0x94
+                                and not sparse
+                                and buf[end + 1] in _STR_RUN_NEXT
+                                and buf[end + _STR_RUN_NEXT[buf[end + 1]]] == 0x8C
+                            ):
+                                run = _STR_RUNS[buf[end + 1]].decode(buf, pos - 1)
+                                if run is not None:
+                                    pos, strings, ints = run
+                                    hot.update(zip(range(mcount, mcount + len(strings)), strings, strict=True))
+                                    mcount += len(strings)
+                                    if ints is None:
+                                        stack.extend(strings)
+                                    else:
+                                        flat: list[object] = [None] * (2 * len(strings))
+                                        flat[0::2] = strings
+                                        flat[1::2] = ints
+                                        stack.extend(flat)
+                                    continue
+                                no_run_before = wbase + pos + 512  # not a run here: try again further on
                             value = buf[pos + 1 : end].decode("utf-8", "surrogatepass")
                             append(value)
                             pos = end
@@ -688,6 +780,16 @@ class PickleVM:
                                 hot[mcount] = value
                                 mcount += 1
                                 pos += 1
+                                # a {str: int} entry (vocabularies): the int push, in the same turn
+                                if pos + 2 < blen and buf[pos] == 0x4B:
+                                    append(buf[pos + 1])
+                                    pos += 2
+                                elif pos + 3 < blen and buf[pos] == 0x4D:
+                                    append(_U16(buf, pos + 1)[0])
+                                    pos += 3
+                                elif pos + 5 < blen and buf[pos] == 0x4A:
+                                    append(_I32(buf, pos + 1)[0])
+                                    pos += 5
                         elif op == 0x86:  # TUPLE2 (+ MEMOIZE)
                             b = stack.pop()
                             value = stack[-1] = (stack[-1], b)
@@ -937,10 +1039,15 @@ class PickleVM:
                         elif op == 0x72:  # LONG_BINPUT
                             if pos + 4 > blen:
                                 raise _Need(pos - 1, 5)
-                            memo.count = mcount
-                            memo.put(_U32(buf, pos)[0], stack[-1])
-                            mcount = memo.count
-                            sparse = memo.sparse_from is not None
+                            key = _U32(buf, pos)[0]
+                            if not sparse and key == mcount:
+                                hot[key] = stack[-1]
+                                mcount += 1
+                            else:
+                                memo.count = mcount
+                                memo.put(key, stack[-1])
+                                mcount = memo.count
+                                sparse = memo.sparse_from is not None
                             pos += 4
                         elif op == 0x6C:  # LIST
                             items = stack
@@ -1098,14 +1205,25 @@ class PickleVM:
                             if end > blen:
                                 raise _Need(pos - 1, end - pos + 1)
                             raw = buf[pos + 4 : end]
-                            append(
+                            value = (
                                 raw.decode("utf-8", "surrogatepass")
                                 if op == 0x58
                                 else raw
                                 if op == 0x42
                                 else _decode_str8(raw)
                             )
+                            append(value)
                             pos = end
+                            # the BINPUT/LONG_BINPUT protocols 1-3 put after it, in the same turn
+                            if not sparse and pos < blen:
+                                if buf[pos] == 0x71 and pos + 1 < blen and buf[pos + 1] == mcount:
+                                    hot[mcount] = value
+                                    mcount += 1
+                                    pos += 2
+                                elif buf[pos] == 0x72 and pos + 4 < blen and _U32(buf, pos + 1)[0] == mcount:
+                                    hot[mcount] = value
+                                    mcount += 1
+                                    pos += 5
                         elif op == 0x51:  # BINPERSID
                             pid = stack.pop()
                             nevents += 1

@@ -1,0 +1,152 @@
+"""The VM's bulk paths (string runs, fused memo puts, bulk memo compaction) against CPython and
+against the VM's own opcode-by-opcode loop (bulk string runs switched off).
+
+Every stream here is built from builtins only (strings, ints, dicts, lists), so loading it with
+CPython runs nothing. The memo is read back by appending GET opcodes that push chosen memo
+entries into a tuple: the VM must return what ``pickle.loads`` returns.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+
+import pytest
+
+from mlgate.analyzers.pickles import vm as pickle_vm
+from mlgate.analyzers.pickles.vm import UNTRACKED, Events, PickleVM, StreamResult
+
+
+def _run(data: bytes) -> StreamResult:
+    return PickleVM(io.BytesIO(data), Events(), size=len(data)).run_stream()
+
+
+def _without_bulk(monkeypatch: pytest.MonkeyPatch, data: bytes) -> StreamResult:
+    with monkeypatch.context() as m:
+        m.setattr(pickle_vm, "_STR_RUN_NEXT", {})
+        return _run(data)
+
+
+def _get(key: int) -> bytes:
+    return b"h" + bytes([key]) if key < 256 else b"j" + struct.pack("<I", key)
+
+
+def _with_memo_tail(data: bytes, keys: list[int]) -> bytes:
+    """``data`` without its STOP, then POP, then a tuple of the memo entries at ``keys``."""
+    assert data.endswith(b".")
+    return data[:-1] + b"0(" + b"".join(_get(k) for k in keys) + b"t."
+
+
+def _vocab(n: int, start: int = 0, text: str = "tok") -> dict[str, int]:
+    return {f"{text}{i}": start + i for i in range(n)}
+
+
+VOCABS = {
+    "ascii-BININT1": _vocab(200),
+    "ascii-BININT2": _vocab(3000, start=300),
+    "ascii-BININT": _vocab(3000, start=70_000),
+    "widths-mixed": _vocab(3000, start=0),
+    "negative-ids": _vocab(2000, start=-5000),
+    "non-ascii": _vocab(2000, text="Ġtök✓"),
+    "empty-and-long-tokens": {"": 1, **{"x" * (i % 140): i for i in range(1, 400)}, **_vocab(500)},
+}
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("name", sorted(VOCABS))
+def test_vocabularies_and_their_memo_match_cpython(monkeypatch, name: str, protocol: int):
+    vocab = VOCABS[name]
+    base = pickle.dumps(vocab, protocol=protocol)
+    count = len(vocab) + 1
+    keys = sorted({1, 2, 7, 255, 256, count // 2, count - 2, count - 1} & set(range(1, count)))  # 0: the dict
+    data = _with_memo_tail(base, keys)
+    expected = pickle.loads(data)
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == expected
+    assert result.end == len(data)
+    slow = _without_bulk(monkeypatch, data)
+    assert (slow.value, slow.end) == (result.value, result.end)
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_lists_of_strings_match_cpython(monkeypatch, protocol: int):
+    items = [f"s{i}" for i in range(5000)] + ["é" * 3, "", "z"] * 50
+    data = _with_memo_tail(pickle.dumps(items, protocol=protocol), [1, 2, 100, 4999, 5000, 5001, 5003])
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == pickle.loads(data)
+    assert _without_bulk(monkeypatch, data).value == result.value
+
+
+def _su(raw: bytes) -> bytes:
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+@pytest.mark.parametrize("bad_at", [0, 5, 19])
+def test_invalid_utf8_in_a_run_breaks_where_the_opcode_loop_does(monkeypatch, bad_at: int):
+    entries = [_su(b"tok%d" % i) + b"\x94" + b"J" + struct.pack("<i", 70_000 + i) for i in range(20)]
+    entries[bad_at] = _su(b"bad\xff\xfe") + b"\x94" + b"J" + struct.pack("<i", 7)
+    data = b"\x80\x04}\x94(" + b"".join(entries) + b"u."
+    with pytest.raises(UnicodeDecodeError):
+        pickle.loads(data)
+    result = _run(data)
+    slow = _without_bulk(monkeypatch, data)
+    assert not result.stopped and "UTF-8" in (result.error or "")
+    assert (result.error, result.error_offset) == (slow.error, slow.error_offset)
+    assert result.error_offset == 5 + sum(len(e) for e in entries[:bad_at])
+
+
+def test_put_over_a_run_entry_is_what_get_returns():
+    body = b"".join(_su(b"w%d" % i) + b"\x94" + b"K" + bytes([i]) for i in range(40))
+    overwrite = _su(b"replaced") + b"q\x05" + b"0"  # BINPUT onto memo 5, inside the run's range
+    data = b"\x80\x04}\x94(" + body + b"u" + overwrite + b"0(h\x05h\x06h\x28t."
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == pickle.loads(data) == ("replaced", "w5", "w39")
+
+
+def test_frame_ending_inside_a_run_is_transparent(monkeypatch):
+    units = [_su(b"f%d" % i) + b"\x94" + b"M" + struct.pack("<H", 1000 + i) for i in range(300)]
+    inner = b"}\x94(" + b"".join(units) + b"u0(h\x01h\x96t."
+    cut = 3 + sum(map(len, units[:150])) + len(_su(b"f150")) + 1  # between a string's MEMOIZE and its int
+    data = (
+        b"\x80\x04"
+        + b"\x95"
+        + struct.pack("<Q", cut)
+        + inner[:cut]
+        + b"\x95"
+        + struct.pack("<Q", len(inner) - cut + 1)
+        + inner[cut:]
+        + b"."
+    )
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == pickle.loads(data) == ("f0", "f149")
+    assert _without_bulk(monkeypatch, data).value == result.value
+
+
+def test_bulk_compaction_keeps_named_strings_and_drops_the_rest(monkeypatch):
+    monkeypatch.setattr(pickle_vm, "HOT_MEMO", 1500)
+    monkeypatch.setattr(pickle_vm, "RECENT_MEMO", 8)
+    monkeypatch.setattr(pickle_vm, "CHUNK", 4096)
+    monkeypatch.setattr(pickle_vm, "KEEP_STRINGS", 0)
+    head = b"\x80\x04" + _su(b"os") + b"\x94" + b"0"  # memo 0: a string that names a module
+    filler = b"".join(_su(b"word%d" % i) + b"\x94" + b"0" for i in range(4000))  # memo 1..4000
+    data = head + filler + b"h\x00h\x05j" + struct.pack("<I", 3999) + b"\x87."
+    result = PickleVM(io.BytesIO(data), Events(), size=len(data), names={"os"}).run_stream()
+    assert result.stopped, result.error
+    assert result.value == ("os", UNTRACKED, "word3998")
+
+
+def test_bulk_compaction_respects_the_string_budget(monkeypatch):
+    monkeypatch.setattr(pickle_vm, "HOT_MEMO", 1500)
+    monkeypatch.setattr(pickle_vm, "RECENT_MEMO", 8)
+    monkeypatch.setattr(pickle_vm, "CHUNK", 4096)
+    monkeypatch.setattr(pickle_vm, "KEEP_STRINGS", 100)
+    filler = b"".join(_su(b"word%d" % i) + b"\x94" + b"0" for i in range(4000))  # memo 0..3999
+    data = b"\x80\x04" + filler + b"(h\x00h\x63h\x64j" + struct.pack("<I", 2000) + b"t."
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == ("word0", "word99", UNTRACKED, UNTRACKED)
