@@ -19,6 +19,10 @@ Inputs, built in ``--workdir`` (a temporary folder by default) with real librari
   ``torch.save`` when torch is importable, else by ``pickle`` in torch's layout
   (``torch._utils._rebuild_tensor_v2`` over persistent ``storage`` ids); the storages of the big one
   are zeros written as holes (a sparse file), so it costs little disk.
+- ``torch-4gb``: as ``torch-big`` with ``--huge-mb`` (4,096 MiB) of sparse storages: the multi-GB
+  checkpoint of issue 19, whose scan is compared with ``zip dir + data.pkl`` (a minimal script that
+  reads only the zip directory and the pickle member) and whose peak memory is compared with the
+  40 MB one (the summary lines after the table).
 - ``safetensors-1gb``: ``safetensors.numpy.save_file`` of four float32 arrays.
 - ``keras``, ``savedmodel``, ``onnx``: benign committed fixtures from ``tests/fixtures/keras_tf``.
 - ``dir-1000``: a folder of ``--dir-files`` small models: pickles (a few with an ``os.system``
@@ -192,6 +196,7 @@ def build_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
         "small-pickle": (work / "small.pkl", small_pickle),
         "torch-40mb": (work / "torch40.pt", lambda p: torch_zip(p, 100, 40 << 20, sparse=False)),
         "torch-big": (work / "torch_big.pt", lambda p: torch_zip(p, 1000, args.big_mb << 20, sparse=True)),
+        "torch-4gb": (work / "torch_4gb.pt", lambda p: torch_zip(p, 1000, args.huge_mb << 20, sparse=True)),
         "safetensors-1gb": (work / "big.safetensors", lambda p: safetensors_file(p, args.safetensors_mb << 20)),
         "keras": (FIXTURES / "keras" / "benign_k3.keras", lambda p: None),
         "savedmodel": (FIXTURES / "savedmodel" / "benign_module", lambda p: None),
@@ -211,12 +216,46 @@ def build_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
 
 
 # --- tools -----------------------------------------------------------------------------------------
+_MIN_ZIP = """import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as zf:
+    zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+"""
+
+
+def summaries(rows: list[dict[str, object]]) -> list[str]:
+    """Issue 19's checks from the table: the big checkpoint against the minimal zip script, its peak
+    memory against the 40 MB one, and the digest's throughput against ``sha256sum`` on each file."""
+    at = {(r["case"], r["tool"]): r for r in rows}
+    out = []
+    for case in ("torch-big", "torch-4gb"):
+        mine, floor = at.get((case, "mlgate")), at.get((case, "zip dir + data.pkl"))
+        if mine and floor:
+            out.append(
+                f"{case}: mlgate / minimal zip script = {mine['wall_s'] / floor['wall_s']:.2f}x wall, "
+                f"{mine['cpu_s'] / max(floor['cpu_s'], 1e-3):.2f}x CPU"  # type: ignore[operator]
+            )
+        small = at.get(("torch-40mb", "mlgate"))
+        if mine and small:
+            out.append(f"{case}: mlgate peak {mine['peak_mib']:.1f} MiB vs torch-40mb {small['peak_mib']:.1f} MiB")
+    for case in sorted({r["case"] for r in rows}):  # type: ignore[type-var]
+        digest, plain, sha = (at.get((case, t)) for t in ("mlgate --digest", "mlgate", "sha256sum"))
+        if digest and plain and sha and sha["wall_s"] > 0.05:  # type: ignore[operator]
+            hashing = max(digest["wall_s"] - plain["wall_s"], 1e-3)  # type: ignore[operator]
+            out.append(
+                f"{case}: digest throughput vs sha256sum: whole process {sha['wall_s'] / digest['wall_s']:.2f}, "
+                f"hashing alone (--digest minus no digest) {sha['wall_s'] / hashing:.2f} (>= 0.70 wanted)"
+            )
+    return out
+
+
 def tools(peers: Path | None) -> dict[str, Callable[[Path], list[str]] | None]:
     mlgate = [sys.executable, "-m", "mlgate.controller", "scan", "--format", "json", "--no-progress"]
     out: dict[str, Callable[[Path], list[str]] | None] = {
         "mlgate": lambda p: [*mlgate, str(p)],
         "mlgate --digest": lambda p: [*mlgate, "--digest", str(p)],
     }
+    # the floor for a torch zip: Python, zipfile's directory and data.pkl ("true" for other inputs)
+    out["zip dir + data.pkl"] = lambda p: [sys.executable, "-c", _MIN_ZIP, str(p)] if p.suffix == ".pt" else ["true"]
     if shutil.which("sha256sum"):  # the digest's yardstick: compare with the "mlgate --digest" row
         out["sha256sum"] = lambda p: ["sha256sum", str(p)] if p.is_file() else ["true"]
     bindir = peers / "bin" if peers else None
@@ -286,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", type=Path, help="virtual environment holding the peer scanners")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-mb", type=int, default=1024, help="size of the big torch zip (sparse)")
+    parser.add_argument("--huge-mb", type=int, default=4096, help="size of the multi-GB torch zip (sparse)")
     parser.add_argument("--safetensors-mb", type=int, default=1024)
     parser.add_argument("--dir-files", type=int, default=1000)
     parser.add_argument("--workdir", type=Path, help="keep the inputs here (reused when present)")
@@ -315,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['peak_mib']:>9.1f} {row['rc']!s:>7} {row['mlgate_ratio']:>9.2f}",
                     flush=True,
                 )
+        for line in summaries(all_rows):
+            print(line)
         if args.json:
             args.json.write_text(json.dumps(all_rows, indent=1))
     finally:

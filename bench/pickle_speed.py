@@ -3,6 +3,7 @@
 Usage::
 
     python3 bench/pickle_speed.py [--workdir DIR] [--dense-mb 50] [--skip-genops]
+    python3 bench/pickle_speed.py --skip-checkpoint [--dense-mb 20] [--reps 3] [--baseline-python PY]
 
 1. Builds a torch zip checkpoint of 1,000 tensors whose storages are 4 MiB stored members
    (about 4.2 GB) as a sparse file: ``data.pkl`` and the other records come from a real
@@ -27,6 +28,7 @@ import os
 import pickle
 import pickletools
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,17 +46,29 @@ from mlgate.analyzers.core.registry import load_all
 from mlgate.analyzers.core.walker import ScanOptions, scan_path
 load_all()
 t1 = time.perf_counter()
+c1 = time.process_time()
 scan = scan_path(sys.argv[1], ScanOptions(compute_digest=sys.argv[2] == "digest"))
 t2 = time.perf_counter()
+c2 = time.process_time()
 try:  # VmHWM is this address space's peak; ru_maxrss would include the forking parent's
     peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 except (OSError, StopIteration):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({
-    "import_s": t1 - t0, "scan_s": t2 - t1, "peak_rss_mb": peak,
+    "import_s": t1 - t0, "scan_s": t2 - t1, "scan_cpu_s": c2 - c1, "peak_rss_mb": peak,
     "findings": sorted({f.rule for f in scan.findings}), "complete": scan.complete, "bytes_read": scan.bytes_read,
     "torch_imported": "torch" in sys.modules, "tensorflow_imported": "tensorflow" in sys.modules,
 }))
+"""
+
+# The pickle VM alone over a file (default Events, no analyzer): CPU seconds.
+_VM = r"""
+import io, json, sys, time
+from mlgate.analyzers.pickles.vm import Events, PickleVM
+data = open(sys.argv[1], "rb").read()
+c = time.process_time()
+result = PickleVM(io.BytesIO(data), Events(), size=len(data)).run_stream()
+print(json.dumps({"vm_cpu_s": time.process_time() - c, "stopped": result.stopped}))
 """
 
 
@@ -118,14 +132,22 @@ def build_checkpoint(path: Path) -> int:
     return path.stat().st_size
 
 
-def scan_subprocess(path: Path, digest: bool = False) -> dict[str, object]:
+def scan_subprocess(path: Path, digest: bool = False, python: str | None = None) -> dict[str, object]:
     run = subprocess.run(
-        [sys.executable, "-c", _SCAN, str(path), "digest" if digest else "nodigest"],
+        [python or sys.executable, "-c", _SCAN, str(path), "digest" if digest else "nodigest"],
         capture_output=True,
         text=True,
         check=True,
     )
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def vm_subprocess(path: Path, python: str | None = None) -> float:
+    """CPU seconds of the pickle VM alone over ``path`` (a fresh process, imports not counted)."""
+    run = subprocess.run([python or sys.executable, "-c", _VM, str(path)], capture_output=True, text=True, check=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["stopped"], result
+    return float(result["vm_cpu_s"])
 
 
 def dense_objects(shape: str, target_bytes: int) -> object:
@@ -142,6 +164,8 @@ def dense_objects(shape: str, target_bytes: int) -> object:
     if shape == "vocab":  # a tokenizer vocabulary {token: id}
         n = target_bytes // 17
         return {f"tok{i:07d}": i + 70000 for i in range(n)}
+    if shape == "strings":  # a list of short strings (labels, a vocabulary as a list)
+        return [f"w{i}-{rng.randrange(10**6)}" for i in range(target_bytes // 14)]
     if shape == "records":  # a list of small dicts
         n = target_bytes // 44
         return [
@@ -152,12 +176,62 @@ def dense_objects(shape: str, target_bytes: int) -> object:
 
 
 def genops_seconds(path: Path) -> tuple[float, int]:
-    start = time.perf_counter()
+    """CPU seconds of iterating ``pickletools.genops`` over ``path``, and the opcode count."""
+    start = time.process_time()
     count = 0
     with open(path, "rb") as f:
         for _ in pickletools.genops(f):
             count += 1
-    return time.perf_counter() - start, count
+    return time.process_time() - start, count
+
+
+SHAPES = [
+    ("float rows", 4),
+    ("int rows", 4),
+    ("vocab", 4),
+    ("vocab", 2),
+    ("strings", 4),
+    ("records", 4),
+]
+"""Opcode-dense shapes and the pickle protocol each is written with (2: BINUNICODE + LONG_BINPUT,
+4: SHORT_BINUNICODE + MEMOIZE inside 64 KiB FRAMEs)."""
+
+
+def dense_table(args: argparse.Namespace) -> None:
+    """Median CPU seconds of genops, the VM alone and the whole scan on each dense shape, with the
+    baseline interpreter's runs alternating with this one's when ``--baseline-python`` is given."""
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    before = args.baseline_python
+    print(f"## opcode-dense pickles ({args.dense_mb} MB), median CPU seconds of {args.reps} alternating runs")
+    head = "| shape | protocol | size MB | opcodes | genops | VM alone | scan | genops/VM | genops/scan |"
+    if before:
+        head += " VM before | scan before | VM speed-up |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for shape, protocol in SHAPES:
+        path = workdir / f"dense_{shape.replace(' ', '_')}_p{protocol}_{args.dense_mb}mb.pkl"
+        path.write_bytes(pickle.dumps(dense_objects(shape, args.dense_mb * 1_000_000), protocol=protocol))
+        vm, scan, vm0, scan0 = [], [], [], []
+        for _ in range(args.reps):
+            if before:
+                vm0.append(vm_subprocess(path, before))
+                scan0.append(float(scan_subprocess(path, python=before)["scan_cpu_s"]))  # type: ignore[arg-type]
+            vm.append(vm_subprocess(path))
+            result = scan_subprocess(path)
+            assert result["findings"] == [] and result["complete"], result
+            scan.append(float(result["scan_cpu_s"]))  # type: ignore[arg-type]
+        gen_s, ops = (float("nan"), 0) if args.skip_genops else genops_seconds(path)
+        v, sc = statistics.median(vm), statistics.median(scan)
+        line = (
+            f"| {shape} | {protocol} | {path.stat().st_size / 1e6:.1f} | {ops} | {gen_s:.2f} | {v:.2f} | {sc:.2f} | "
+            f"{gen_s / v:.1f}x | {gen_s / sc:.1f}x |"
+        )
+        if before:
+            v0, sc0 = statistics.median(vm0), statistics.median(scan0)
+            line += f" {v0:.2f} | {sc0:.2f} | {v0 / v:.2f}x |"
+        print(line, flush=True)
+        path.unlink()
 
 
 def main() -> None:
@@ -165,7 +239,17 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="where to write the inputs (default: a temporary dir)")
     parser.add_argument("--dense-mb", type=int, default=50)
     parser.add_argument("--skip-genops", action="store_true", help="skip the pickletools.genops baseline")
+    parser.add_argument("--skip-checkpoint", action="store_true", help="only the opcode-dense pickles")
+    parser.add_argument("--reps", type=int, default=1, help="runs per dense scan (median; CPU time)")
+    parser.add_argument(
+        "--baseline-python",
+        help="an interpreter with another mlgate checkout (e.g. main's venv): its scans and VM run "
+        "alternate with this one's on the same files, as the 'before' columns",
+    )
     args = parser.parse_args()
+    if args.skip_checkpoint:
+        dense_table(args)
+        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
