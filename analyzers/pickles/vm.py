@@ -101,29 +101,37 @@ _INT32S = _Run("<", "i", 5)
 # strings, are matched and decoded in bulk: one regex pass finds the units, one UTF-8 decode per
 # string runs in C, and the memo and stack are filled with one call each. The length byte picks
 # one alternative, so the units parse exactly as the opcode-by-opcode loop would read them.
-_SU_ALTS = b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(128))
 _STR_TAIL = operator.itemgetter(slice(1, None))
 
 
 class _StrRun:
-    """One shape of string run: the int opcode after each string (None: no int) and its width."""
+    """One shape of string run: the int opcode after each string (None: no int) and its width.
+    The patterns are compiled on first use (a 128-way alternation costs tens of ms to compile)."""
 
     def __init__(self, int_op: int | None, width: int, fmt: str) -> None:
-        unit = rb"\x8c(?:" + _SU_ALTS + rb")\x94"
-        grouped = rb"\x8c(" + _SU_ALTS + rb")\x94"
-        if int_op is not None:
-            unit += re.escape(bytes([int_op])) + b".{%d}" % width
-            grouped += re.escape(bytes([int_op])) + b"(.{%d})" % width
-        self.run = re.compile(b"(?:" + unit + b"){8,}", re.DOTALL).match
-        self.units = re.compile(grouped, re.DOTALL).findall
+        self.int_op = int_op
+        self.width = width
         self.unit_overhead = 2 + (1 + width if int_op is not None else 0)
         self.with_ints = int_op is not None
         self.fmt = fmt
+        self.run: Callable[[bytes, int], re.Match[bytes] | None] | None = None
+        self.units: Callable[[bytes, int, int], list[bytes]] = re.compile(b"").findall
+
+    def _compile(self) -> Callable[[bytes, int], re.Match[bytes] | None]:
+        alts = b"|".join(re.escape(bytes([n])) + b".{%d}" % n for n in range(128))
+        unit = rb"\x8c(?:" + alts + rb")\x94"
+        grouped = rb"\x8c(" + alts + rb")\x94"
+        if self.int_op is not None:
+            unit += re.escape(bytes([self.int_op])) + b".{%d}" % self.width
+            grouped += re.escape(bytes([self.int_op])) + b"(.{%d})" % self.width
+        self.units = re.compile(grouped, re.DOTALL).findall
+        self.run = re.compile(b"(?:" + unit + b"){8,}", re.DOTALL).match
+        return self.run
 
     def decode(self, buf: bytes, at: int) -> tuple[int, list[str], list[int] | None] | None:
         """(end, strings, ints) of the run starting at ``buf[at]``; None when there is none or
         a string is not UTF-8 (the opcode-by-opcode loop then stops at that string)."""
-        m = self.run(buf, at)
+        m = (self.run or self._compile())(buf, at)
         if m is None:
             return None
         end = m.end()
