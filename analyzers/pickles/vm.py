@@ -502,7 +502,11 @@ class Memo:
         hi = self.count - RECENT_MEMO
         keys = range(self.lo, hi) if self.sparse_from is None else [k for k in list(d) if k < hi]
         kept = self.kept_strings
-        if self.sparse_from is None and len(keys) > 1024:
+        if (
+            self.sparse_from is None
+            and len(keys) > 1024
+            and all(type(d.get(k)) is str for k in keys[:: len(keys) // 8])  # a sample first: mixed memos skip
+        ):
             # Only strings here (vocabularies, lists of names): decide in bulk, in C.
             values = list(map(d.get, keys, repeat(_ABSENT)))
             if set(map(type, values)) == {str}:
@@ -788,16 +792,6 @@ class PickleVM:
                                 hot[mcount] = value
                                 mcount += 1
                                 pos += 1
-                                # a {str: int} entry (vocabularies): the int push, in the same turn
-                                if pos + 2 < blen and buf[pos] == 0x4B:
-                                    append(buf[pos + 1])
-                                    pos += 2
-                                elif pos + 3 < blen and buf[pos] == 0x4D:
-                                    append(_U16(buf, pos + 1)[0])
-                                    pos += 3
-                                elif pos + 5 < blen and buf[pos] == 0x4A:
-                                    append(_I32(buf, pos + 1)[0])
-                                    pos += 5
                         elif op == 0x86:  # TUPLE2 (+ MEMOIZE)
                             b = stack.pop()
                             value = stack[-1] = (stack[-1], b)
