@@ -270,11 +270,10 @@ class ScanContext:
         512, 1024, ... up to the end of the file). Probed for top-level files (seeks are cheap: local
         files, ranged S3 reads) and for members named like HDF5; other members are routed by their
         head (a member inside a compressed container would be decompressed up to each offset)."""
-        size = artifact.size or 0
-        offsets = [off for off in hdf5_superblock_offsets(size) if off >= head_len]
-        if not offsets:
-            return False
         if artifact.parent is not None and posix_suffix(posix_name(artifact.name)).lower() not in _HDF5_SUFFIXES:
+            return False  # checked first: it is what decides for almost every archive member
+        offsets = [off for off in hdf5_superblock_offsets(artifact.size or 0) if off >= head_len]
+        if not offsets:
             return False
         try:
             with self.open(artifact) as stream:
