@@ -4,6 +4,8 @@
 window, refilled from the stream in chunks; memory does not grow with the
 opcode count:
 
+* runs of memoized short strings (vocabularies, lists of names) are decoded in bulk, with the
+  same result as one opcode at a time (``_StrRun``);
 * str/bytes arguments above ``INLINE_MAX`` are skipped (seeked over when the
   stream allows) and kept as ``Big`` (offset, length, first bytes);
 * lists, dicts and sets keep their first ``KEEP_ITEMS`` items (tuples
@@ -102,6 +104,8 @@ _INT32S = _Run("<", "i", 5)
 # string runs in C, and the memo and stack are filled with one call each. The length byte picks
 # one alternative, so the units parse exactly as the opcode-by-opcode loop would read them.
 _STR_TAIL = operator.itemgetter(slice(1, None))
+RUN_MAX = 4096
+"""Units decoded per bulk run (bounds the run's temporary lists; a longer run takes several)."""
 
 
 class _StrRun:
@@ -125,7 +129,7 @@ class _StrRun:
             unit += re.escape(bytes([self.int_op])) + b".{%d}" % self.width
             grouped += re.escape(bytes([self.int_op])) + b"(.{%d})" % self.width
         self.units = re.compile(grouped, re.DOTALL).findall
-        self.run = re.compile(b"(?:" + unit + b"){8,}", re.DOTALL).match
+        self.run = re.compile(b"(?:" + unit + b"){8,%d}" % RUN_MAX, re.DOTALL).match
         return self.run
 
     def decode(self, buf: bytes, at: int) -> tuple[int, list[str], list[int] | None] | None:

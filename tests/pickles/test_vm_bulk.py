@@ -150,3 +150,13 @@ def test_bulk_compaction_respects_the_string_budget(monkeypatch):
     result = _run(data)
     assert result.stopped, result.error
     assert result.value == ("word0", "word99", UNTRACKED, UNTRACKED)
+
+
+def test_a_run_longer_than_one_batch_is_decoded_in_several(monkeypatch):
+    count = 2 * pickle_vm.RUN_MAX + 17  # one MARK group, no 1,000-item batching: several bulk runs
+    units = b"".join(_su(b"t%d" % i) + b"\x94" + b"J" + struct.pack("<i", -i) for i in range(count))
+    data = b"\x80\x04}\x94(" + units + b"u0(h\x01" + b"".join(_get(k) for k in (4096, 4097, 8192, count)) + b"t."
+    result = _run(data)
+    assert result.stopped, result.error
+    assert result.value == pickle.loads(data) == ("t0", "t4095", "t4096", "t8191", f"t{count - 1}")
+    assert _without_bulk(monkeypatch, data).value == result.value
