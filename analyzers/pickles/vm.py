@@ -132,9 +132,10 @@ class _StrRun:
         self.run = re.compile(b"(?:" + unit + b"){8,%d}" % RUN_MAX, re.DOTALL).match
         return self.run
 
-    def decode(self, buf: bytes, at: int) -> tuple[int, list[str], list[int] | None] | None:
-        """(end, strings, ints) of the run starting at ``buf[at]``; None when there is none or
-        a string is not UTF-8 (the opcode-by-opcode loop then stops at that string)."""
+    def decode(self, buf: bytes, at: int) -> tuple[int, list[str] | None, list[int] | None] | None:
+        """(end, strings, ints) of the run starting at ``buf[at]``; None when there is none;
+        strings None when one is not UTF-8 (the opcode-by-opcode loop then stops at that string,
+        and no bulk run is tried again before ``end``)."""
         m = (self.run or self._compile())(buf, at)
         if m is None:
             return None
@@ -146,7 +147,7 @@ class _StrRun:
         try:  # each raw is its length byte (ASCII, below 0x80) and the payload
             strings = list(map(_STR_TAIL, map(str, raws, repeat("utf-8"), repeat("surrogatepass"))))
         except UnicodeDecodeError:
-            return None
+            return end, None, None
         if not self.with_ints:
             return end, strings, None
         joined = b"".join(ints_raw)
@@ -776,7 +777,7 @@ class PickleVM:
                                 and buf[end + _STR_RUN_NEXT[buf[end + 1]]] == 0x8C
                             ):
                                 run = _STR_RUNS[buf[end + 1]].decode(buf, pos - 1)
-                                if run is not None:
+                                if run is not None and run[1] is not None:
                                     pos, strings, ints = run
                                     hot.update(zip(range(mcount, mcount + len(strings)), strings, strict=True))
                                     mcount += len(strings)
@@ -788,7 +789,8 @@ class PickleVM:
                                         flat[1::2] = ints
                                         stack.extend(flat)
                                     continue
-                                no_run_before = wbase + pos + 512  # not a run here: try again further on
+                                # not a run here: try again further on; past the end of a run that is not UTF-8
+                                no_run_before = wbase + (pos + 512 if run is None else run[0])
                             value = buf[pos + 1 : end].decode("utf-8", "surrogatepass")
                             append(value)
                             pos = end

@@ -160,3 +160,23 @@ def test_a_run_longer_than_one_batch_is_decoded_in_several(monkeypatch):
     assert result.stopped, result.error
     assert result.value == pickle.loads(data) == ("t0", "t4095", "t4096", "t8191", f"t{count - 1}")
     assert _without_bulk(monkeypatch, data).value == result.value
+
+
+def test_a_run_that_is_not_utf8_is_tried_once(monkeypatch):
+    """The loop goes back to one opcode at a time up to the bad string, not to a retry every few
+    hundred bytes (which would decode the same long run again and again)."""
+    entries = [_su(b"tok%d" % i) + b"\x94" + b"K" + bytes([i % 256]) for i in range(3000)]
+    entries[-1] = _su(b"bad\xff") + b"\x94" + b"K\x00"
+    data = b"\x80\x04}\x94(" + b"".join(entries) + b"u."
+    calls = []
+    decode = pickle_vm._StrRun.decode
+
+    def counted(self, buf, at):
+        calls.append(at)
+        return decode(self, buf, at)
+
+    monkeypatch.setattr(pickle_vm._StrRun, "decode", counted)
+    result = _run(data)
+    assert not result.stopped and "UTF-8" in (result.error or "")
+    assert result.error_offset == 5 + sum(map(len, entries[:-1]))
+    assert len(calls) == 1
