@@ -40,7 +40,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,10 +68,10 @@ from ..scanning import resolve_dependencies, scan_target
 from ..verdicts.exceptions import ExceptionState, apply_exceptions, read_exceptions, stale
 from ..verdicts.exceptions import ids as exception_ids
 from ..verdicts.gate import AliasGuard
-from ..verdicts.listing import decode_listing, listing_mode
+from ..verdicts.listing import ListingEntry, decode_listing, fingerprint, listing_mode
 from ..verdicts.tags import EXCEPTIONS, LISTING, REPORT, SIGNATURE, build_tags, check_verdict, summary_details
 from ..verdicts.tags import MODEL_SIGNATURE as MODEL_SIGNATURE_TAG
-from .artifact_listing import ListingError, take_fingerprint
+from .artifact_listing import ListingError, best_mode, physical_uri, take_fingerprint
 from .stores import Store, open_store
 
 log = logging.getLogger("mlgate.mlflow")
@@ -79,6 +81,7 @@ PROMPT_TAG = "mlflow.prompt.is_prompt"
 MODEL_SIGNATURE_FILE = "mlgate.sig"  # <model folder>.mlgate.sig beside the folder
 _OWN_WRITE_TTL = 600.0
 _MODELS_PAGE = 1000  # search_registered_models maximum
+_TAG_WRITERS = 8  # verdict tags written at once (the signature always after the others)
 _T = TypeVar("_T")
 
 # The controller has its own retry loop; MLflow's default (7 retries, exponential) would stall a worker for minutes.
@@ -100,6 +103,17 @@ class InventoryRow:
     version: str
     verdict: str  # approved | quarantined | none
     top: str
+
+
+def registry_client(client: Any) -> Any:
+    """The model-registry client under an ``MlflowClient`` (``client`` itself when it has none).
+
+    ``MlflowClient.set_model_version_tag``, ``delete_model_version_tag`` and
+    ``get_model_version_download_uri`` first fetch the registered model to refuse prompts: one more
+    REST call each. The controller never writes to a prompt (``scan`` skips versions tagged
+    ``mlflow.prompt.is_prompt`` before anything is written), so it calls the registry client directly."""
+    get = getattr(client, "_get_registry_client", None)
+    return get() if callable(get) else client
 
 
 def version_key(name: str, version: str) -> tuple[str, str, str]:
@@ -131,6 +145,7 @@ class MLflowSource:
 
             client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
         self.client = client
+        self._registry = registry_client(client)
         self.settings = config.mlflow
         self.tracking_uri = config.tracking_uri
         self.registry_uri = config.registry_uri
@@ -148,8 +163,9 @@ class MLflowSource:
         self._last_listing_check = 0.0
         self._approved: dict[tuple[str, str], dict[str, str]] = {}  # versions whose listings are re-checked
         self._approved_lock = threading.Lock()
-        self._own_writes: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._own_writes: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()  # oldest first
         self._own_lock = threading.Lock()
+        self._tag_pool = ThreadPoolExecutor(_TAG_WRITERS, thread_name_prefix="mlgate-tags")
 
     # -- registry calls -------------------------------------------------------------------------
 
@@ -270,15 +286,36 @@ class MLflowSource:
             else:
                 self._approved.pop((name, version), None)
 
-    def current_listing(self, name: str, version: str, mode: str | None = None) -> str:
-        """The listing fingerprint of the version's artifacts now (``mode``: as recorded; None: the best one)."""
-        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
+    def current_listing(
+        self,
+        name: str,
+        version: str,
+        mode: str | None = None,
+        uri: str | None = None,
+        memo: dict[tuple[str, str | None], str] | None = None,
+    ) -> str:
+        """The listing fingerprint of the version's artifacts now (``mode``: as recorded; None: the best one).
+
+        ``uri``: the version's download URI when the caller has it; ``memo``: fingerprints already
+        taken in this pass, by (URI, mode): versions sharing a location are listed once per pass."""
+        if uri is None:
+            uri = self._download_uri(name, version)
+        if memo is not None and (uri, mode) in memo:
+            return memo[(uri, mode)]
         try:
-            return take_fingerprint(
+            listing = take_fingerprint(
                 uri, mode, destination=self.settings.artifacts_destination or None, repo_factory=self._repository
             )
         except ListingError as exc:
             raise SourceUnavailable(f"models:/{name}/{version}: {exc}") from None
+        if memo is not None:
+            memo[(uri, mode)] = listing
+        return listing
+
+    def _download_uri(self, name: str, version: str) -> str:
+        return self._call(
+            "get_model_version_download_uri", self._registry.get_model_version_download_uri, name, version
+        )
 
     def _repository(self, uri: str) -> Any:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -296,6 +333,7 @@ class MLflowSource:
         with self._approved_lock:
             approved = list(self._approved.items())
         requests = []
+        memo: dict[tuple[str, str | None], str] = {}  # one listing per location and mode in a pass
         for (name, version), tags in approved:
             signed = check_verdict(self._key, name, version, tags).signed
             if signed is None or not signed.approved:
@@ -306,7 +344,7 @@ class MLflowSource:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "listing", PRIORITY_RECONCILE, True))
                 continue
             try:
-                now = self.current_listing(name, version, listing_mode(recorded))
+                now = self.current_listing(name, version, listing_mode(recorded), memo=memo)
             except _Gone:
                 self._track(name, version, tags, False)
                 continue
@@ -333,7 +371,7 @@ class MLflowSource:
     def _invalidate(self, name: str, version: str) -> None:
         """Delete the verdict signature: the verdict no longer describes the content."""
         try:
-            self._call("delete_model_version_tag", self.client.delete_model_version_tag, name, version, SIGNATURE)
+            self._call("delete_model_version_tag", self._registry.delete_model_version_tag, name, version, SIGNATURE)
         except (_Gone, RegistryRefused) as exc:
             log.error(
                 "could not invalidate a stale verdict: %s",
@@ -424,9 +462,10 @@ class MLflowSource:
         changed = signed is not None and stale(self._key, name, ref, signed.digest, signed.exceptions, tags)
         if signed is not None and not request.force and not changed:
             return None
-        listing = self.current_listing(name, ref)  # before reading: a later swap changes it
-        report, model_signature = self._download_and_scan(name, ref)
-        if self.current_listing(name, ref, listing_mode(listing)) != listing:
+        uri = self._download_uri(name, ref)
+        listing, listed = self._listing_and_files(name, ref, uri)  # before reading: a later swap changes it
+        report, model_signature = self._download_and_scan(name, ref, listed)
+        if self.current_listing(name, ref, listing_mode(listing), uri=uri) != listing:
             raise SourceUnavailable(f"models:/{name}/{ref}: artifacts changed while they were scanned")
         states = read_exceptions(self._key, name, ref, report.digest, tags)
         valid = [st.exception for st in states if st.valid and st.exception is not None]
@@ -464,21 +503,48 @@ class MLflowSource:
             signature = tags.pop(SIGNATURE)
             tags[REPORT] = report_tag
             tags[SIGNATURE] = signature
-        for tag, value in tags.items():
-            with self._own_lock:
-                self._own_writes[(name, ref, tag)] = (value, self._clock())
-            try:
-                if tag == EXCEPTIONS and not value:
-                    self._call("delete_model_version_tag", self.client.delete_model_version_tag, name, ref, EXCEPTIONS)
-                else:
-                    self._call("set_model_version_tag", self.client.set_model_version_tag, name, ref, tag, value)
-            except _Gone:
-                return
+        try:
+            self._write_tags(name, ref, tags)
+        except _Gone:
+            return
         if decided.model_signature is not None and report.verdict is Verdict.APPROVED:
             self._publish_model_signature(name, ref, decided.model_signature)
         self._track(name, ref, tags, report.verdict is Verdict.APPROVED)
         if report.verdict is not Verdict.APPROVED and self.settings.revert_unapproved_aliases:
             self.check_model(name)
+
+    def _write_tags(self, name: str, ref: str, tags: Mapping[str, str]) -> None:
+        """Write ``tags`` (an empty ``mlgate.exceptions``: delete it), the signature strictly after all others.
+
+        The tags before the signature are written concurrently (each is its own REST call; MLflow has
+        no batch call for model-version tags): a reader sees a verdict only once the signature is
+        there, and the signature is written only after every other write succeeded."""
+        first = [(tag, value) for tag, value in tags.items() if tag != SIGNATURE]
+        futures = [self._tag_pool.submit(self._write_tag, name, ref, tag, value) for tag, value in first]
+        problem: BaseException | None = None
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - every write is waited for; the first failure is raised
+                problem = problem or exc
+        if problem is not None:
+            raise problem
+        if SIGNATURE in tags:
+            self._write_tag(name, ref, SIGNATURE, tags[SIGNATURE])
+
+    def _write_tag(self, name: str, ref: str, tag: str, value: str) -> None:
+        self._remember_write(name, ref, tag, value)
+        if tag == EXCEPTIONS and not value:
+            self._call("delete_model_version_tag", self._registry.delete_model_version_tag, name, ref, EXCEPTIONS)
+        else:
+            self._call("set_model_version_tag", self._registry.set_model_version_tag, name, ref, tag, value)
+
+    def _remember_write(self, name: str, ref: str, tag: str, value: str) -> None:
+        """Note a write of our own so its webhook echo is dismissed (entries expire after ``_OWN_WRITE_TTL``)."""
+        now = self._clock()
+        with self._own_lock:
+            self._own_writes.pop((name, ref, tag), None)  # re-inserted at the end: the dict stays oldest first
+            self._own_writes[(name, ref, tag)] = (value, now)
 
     def _keep_report(self, name: str, version: str, report: TargetReport, decided: _Decided) -> str:
         """Store the full report (``reports/``); the ``mlgate.report`` tag value, "" when not kept."""
@@ -502,18 +568,23 @@ class MLflowSource:
         """True when (name, version, key=value) is a tag this controller wrote recently (webhook echo)."""
         now = self._clock()
         with self._own_lock:
-            for k in [k for k, (_, at) in self._own_writes.items() if now - at > _OWN_WRITE_TTL]:
-                del self._own_writes[k]
+            while self._own_writes:  # oldest first: drop the expired ones from the front
+                oldest = next(iter(self._own_writes.values()))
+                if now - oldest[1] <= _OWN_WRITE_TTL:
+                    break
+                self._own_writes.popitem(last=False)
             written = self._own_writes.get((name, str(version), key))
         return written is not None and written[0] == value
 
-    def _download_and_scan(self, name: str, version: str) -> tuple[TargetReport, bytes | None]:
+    def _download_and_scan(
+        self, name: str, version: str, listed: tuple[Any, list[tuple[str, int]]] | None = None
+    ) -> tuple[TargetReport, bytes | None]:
         """The report, and (when configured and approved) an OpenSSF signature over the files as scanned.
 
         Artifacts are scanned where they live (``stores.py``); the download path remains for stores
         without an in-place reader and for signatures that cannot be checked from per-file sha256."""
         label = f"models:/{name}/{version}"
-        repo, files = self._listing(name, version)
+        repo, files = listed if listed is not None else self._listing(name, version)
         if len(files) > self.settings.max_download_files:
             return self._unscanned(label, self._over_budget(len(files), 0)), None
         store = self._call("artifact store", open_store, repo, files)
@@ -607,7 +678,7 @@ class MLflowSource:
         change) and record its URI in ``mlgate.model_signature``."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
+        uri = self._download_uri(name, version)
         parent, _, folder = uri.rstrip("/").rpartition("/")
         file_name = f"{folder or 'model'}.{MODEL_SIGNATURE_FILE}"
         repo = get_artifact_repository(parent, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
@@ -615,14 +686,7 @@ class MLflowSource:
             local = Path(tmp) / file_name
             local.write_bytes(signature)
             self._call("upload model signature", repo.log_artifact, str(local))
-        self._call(
-            "set_model_version_tag",
-            self.client.set_model_version_tag,
-            name,
-            version,
-            MODEL_SIGNATURE_TAG,
-            f"{parent}/{file_name}",
-        )
+        self._write_tag(name, version, MODEL_SIGNATURE_TAG, f"{parent}/{file_name}")
 
     def current_digest(self, name: str, version: str) -> str:
         """The content digest of the version's artifacts as they are now (hashed in place when the
@@ -640,19 +704,25 @@ class MLflowSource:
             files = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if p.is_file()}
             return files_manifest_digest(files)  # hashed in parallel, as the scan does
 
-    def _listing(self, name: str, version: str) -> tuple[Any, list[tuple[str, int]]]:
+    def _listing(self, name: str, version: str, uri: str | None = None) -> tuple[Any, list[tuple[str, int]]]:
         """The version's artifact repository and its files (relative path, size)."""
-        uri = self._call("get_model_version_download_uri", self.client.get_model_version_download_uri, name, version)
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        repo = self._call(
-            "artifact repository",
-            get_artifact_repository,
-            uri,
-            tracking_uri=self.tracking_uri,
-            registry_uri=self.registry_uri,
-        )
+        repo = self._repository(uri if uri is not None else self._download_uri(name, version))
         return repo, list(self._list_files(repo, ""))
+
+    def _listing_and_files(self, name: str, version: str, uri: str) -> tuple[str, tuple[Any, list[tuple[str, int]]]]:
+        """The listing fingerprint (taken first), then the artifact repository and its files.
+
+        When the fingerprint is a ``proxy`` one (path and size through MLflow's ``list_artifacts``,
+        the very listing the scan needs), one listing serves both."""
+        try:
+            proxy = best_mode(physical_uri(uri, self.settings.artifacts_destination or None)) == "proxy"
+        except ListingError as exc:
+            raise SourceUnavailable(f"models:/{name}/{version}: {exc}") from None
+        if not proxy:
+            listing = self.current_listing(name, version, uri=uri)
+            return listing, self._listing(name, version, uri)
+        repo, files = self._listing(name, version, uri)
+        return fingerprint("proxy", (ListingEntry(path, size) for path, size in files)), (repo, files)
 
     @contextmanager
     def _downloaded(

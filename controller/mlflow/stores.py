@@ -26,7 +26,9 @@ to ``PARALLEL_MIN`` bytes in one streamed GET (pinned to the scanned version
 or ETag), larger ones as ``PART``-byte ranged GETs fetched by ``WORKERS``
 threads and hashed in order (``ranged_sha256``: memory at most
 ``(WORKERS + 1) * PART``; a proxy that ignores ``Range`` falls back to one
-streamed GET). ``digest_bytes`` counts what hashing fetched.
+streamed GET). ``digest_bytes`` counts what hashing fetched. A remote file the
+scan read whole (every block still in the session's cache: small files) is hashed
+from those very bytes, with no second GET (``_cached_sha256``).
 """
 
 from __future__ import annotations
@@ -205,8 +207,23 @@ def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Store:
             version_id=version if version and version != "null" else None,
         )
         store.artifacts.append(Artifact(location=rel, name=rel, opener=obj.open, size=obj.size))
-        store._hashers[rel] = lambda o=obj, h=head: _s3_sha256(store, o, h)
+        store._hashers[rel] = lambda o=obj, h=head: _cached_sha256(o) or _s3_sha256(store, o, h)
     return store
+
+
+def _cached_sha256(obj: S3Object) -> str | None:
+    """sha256 of ``obj`` from the blocks the scan fetched (pinned to one ETag or version), when every
+    block is still cached and they add up to its size; None otherwise (the caller fetches)."""
+    session, h, total = obj.session, hashlib.sha256(), 0
+    if obj.size <= 0 or obj.size > session.cache_bytes:
+        return None
+    for block in range(-(-obj.size // session.block_size)):
+        data = session.cached(obj._id, block)
+        if data is None:
+            return None
+        h.update(data)
+        total += len(data)
+    return h.hexdigest() if total == obj.size else None
 
 
 def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
@@ -382,5 +399,5 @@ def _http(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Stor
     for rel, size in files:
         obj = HttpObject(creds, posixpath.join("/", rel), size, session)
         store.artifacts.append(Artifact(location=rel, name=rel, opener=obj.open, size=size))
-        store._hashers[rel] = lambda o=obj: o.sha256(store._count)
+        store._hashers[rel] = lambda o=obj: _cached_sha256(o) or o.sha256(store._count)
     return store

@@ -74,6 +74,7 @@ class ReportKeeper:
     recent: collections.deque[dict[str, str]] = field(default_factory=lambda: collections.deque(maxlen=RECENT))
     s3: dict[str, _S3Bucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _run_roots: dict[str, str] = field(default_factory=dict)  # run id -> artifact root
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ class ReportKeeper:
         filename = f"report-v{version}-{_stamp(document, report)}.json"
         if self.store is not None:
             location = self.store.put(f"mlflow/{safe_name(name)}/{version}/{filename}", data)
-        elif run_store_usable(client, run_id, source):
+        elif run_store_usable(client, run_id, source, self._run_roots):
             location = MlflowRunStore(client).put_for_run(str(run_id), filename, data)
         else:
             location = self.fallback.put(f"mlflow/{safe_name(name)}/{version}/{filename}", data)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RUN_ROOTS = 4096  # run artifact roots remembered by a ReportKeeper
 
 
 class ReportUnavailable(Exception):
@@ -158,14 +159,23 @@ class MlflowRunStore:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_store_usable(client: Any, run_id: str | None, source: str) -> bool:
-    """True when ``runs:/<run_id>/mlgate/`` lies outside the version's artifacts ``source``."""
+def run_store_usable(client: Any, run_id: str | None, source: str, roots: dict[str, str] | None = None) -> bool:
+    """True when ``runs:/<run_id>/mlgate/`` lies outside the version's artifacts ``source``.
+
+    ``roots`` keeps the artifact root of each run already asked about (a run's root never changes
+    and its id is never reused): one ``get_run`` per run, not per version."""
     if not run_id:
         return False
-    try:
-        root = str(client.get_run(run_id).info.artifact_uri).rstrip("/")
-    except Exception:  # noqa: BLE001 - no run, no run store
-        return False
+    root = roots.get(run_id) if roots is not None else None
+    if root is None:
+        try:
+            root = str(client.get_run(run_id).info.artifact_uri).rstrip("/")
+        except Exception:  # noqa: BLE001 - no run, no run store
+            return False
+        if roots is not None:
+            if len(roots) >= _RUN_ROOTS:
+                roots.clear()
+            roots[run_id] = root
     source = str(source or "").rstrip("/")
     inside = (root + "/mlgate").startswith(source + "/") or source == root
     by_run = source.startswith(f"runs:/{run_id}") and source.rstrip("/") in (f"runs:/{run_id}", f"runs:/{run_id}/")
