@@ -24,8 +24,16 @@ signed, from the same per-file sha256 the digest needs (nothing more is read).
 Stores without an in-place reader, and signatures whose manifest is not by files
 with sha256, take the download path: a private copy in the work dir (bounded by
 ``max_download_bytes`` as a whole), ``scan_target``, the copy deleted. Record:
-write the docs/contracts.md §2 tags, signature last, remembering each write so the
-webhook receiver can ignore the echo of the controller's own tags.
+write the docs/contracts.md §2 tags, remembering each write so the webhook receiver can ignore
+the echo of the controller's own tags: the others concurrently (MLflow has no batch call for
+model-version tags), the signature strictly after all of them succeeded.
+
+Requests per version (``bench/mlflow_throughput.py`` shows them): the version, its download URI
+once, the artifact listing before and after the read (in ``proxy`` mode the listing before also
+gives the files to read), the reads themselves (small artifacts are hashed from the bytes read),
+one write per tag. Registry calls go through MLflow's registry client (``registry_client``), not
+``MlflowClient``, whose tag and download-URI calls each fetch the registered model first. A
+reconcile pass lists each artifact location once, however many approved versions share it.
 
 Registry errors: connection failures, 5xx and malformed answers raise
 ``SourceUnavailable`` (the runtime retries with backoff); a missing version
@@ -518,7 +526,10 @@ class MLflowSource:
 
         The tags before the signature are written concurrently (each is its own REST call; MLflow has
         no batch call for model-version tags): a reader sees a verdict only once the signature is
-        there, and the signature is written only after every other write succeeded."""
+        there, and the signature is written only after every other write succeeded. Mid-way (a rescan
+        overwriting an older verdict) the old signature validates only tags equal to the old verdict's;
+        a listing or exception list already rewritten for a new digest fails closed, as it does
+        between sequential writes."""
         first = [(tag, value) for tag, value in tags.items() if tag != SIGNATURE]
         futures = [self._tag_pool.submit(self._write_tag, name, ref, tag, value) for tag, value in first]
         problem: BaseException | None = None
