@@ -171,6 +171,8 @@ class MLflowSource:
         self._last_listing_check = 0.0
         self._approved: dict[tuple[str, str], dict[str, str]] = {}  # versions whose listings are re-checked
         self._approved_lock = threading.Lock()
+        self._created: dict[tuple[str, str], int] = {}  # version -> creation time (ms), as last seen
+        self._uris: dict[tuple[str, str, int], str] = {}  # (name, version, creation time) -> download URI
         self._own_writes: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()  # oldest first
         self._own_lock = threading.Lock()
         self._tag_pool = ThreadPoolExecutor(_TAG_WRITERS, thread_name_prefix="mlgate-tags")
@@ -252,7 +254,7 @@ class MLflowSource:
             if tags.get(PROMPT_TAG) or getattr(mv, "status", "READY") != "READY":
                 continue
             signed = check_verdict(self._key, name, version, tags).signed
-            self._track(name, version, tags, signed is not None and signed.approved)
+            self._track(name, version, tags, signed is not None and signed.approved, _created(mv))
             if signed is None:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "reconcile", PRIORITY_RECONCILE))
             elif stale(self._key, name, version, signed.digest, signed.exceptions, tags):
@@ -270,6 +272,8 @@ class MLflowSource:
                         n, v, getattr(m, "current_stage", None), t
                     ),
                 )
+        if full:
+            self._prune(seen_tags)
         if now - self._last_listing_check >= self.settings.verify_listings_seconds:
             self._last_listing_check = now
             queued = {r.key for r in requests}
@@ -287,12 +291,43 @@ class MLflowSource:
 
     # -- listings -------------------------------------------------------------------------------
 
-    def _track(self, name: str, version: str, tags: Mapping[str, str], approved: bool) -> None:
+    def _track(
+        self, name: str, version: str, tags: Mapping[str, str], approved: bool, created: int | None = None
+    ) -> None:
+        """Keep (or drop) an approved version for the listing checks; ``created``: its creation time (ms)."""
         with self._approved_lock:
             if approved:
                 self._approved[(name, version)] = dict(tags)
+                if created:
+                    self._created[(name, version)] = created
             else:
                 self._approved.pop((name, version), None)
+                self._forget_uri(name, version)
+
+    def _prune(self, seen: Mapping[tuple[str, str], object]) -> None:
+        """After a full pass: forget approved versions the registry no longer lists (deleted)."""
+        with self._approved_lock:
+            for name, version in [k for k in self._approved if k not in seen]:
+                del self._approved[(name, version)]
+                self._forget_uri(name, version)
+
+    def _remember_uri(self, name: str, version: str, created: int | None, uri: str) -> None:
+        """Keep a version's download URI for the listing checks, bound to its creation time: a model deleted
+        and registered again reuses version numbers, never (name, version, creation time)."""
+        if created:
+            with self._approved_lock:
+                self._created[(name, version)] = created
+                self._uris[(name, version, created)] = uri
+
+    def _known_uri(self, name: str, version: str) -> str | None:
+        with self._approved_lock:
+            created = self._created.get((name, version))
+            return self._uris.get((name, version, created)) if created else None
+
+    def _forget_uri(self, name: str, version: str) -> None:  # with _approved_lock held
+        created = self._created.pop((name, version), None)
+        if created:
+            self._uris.pop((name, version, created), None)
 
     def current_listing(
         self,
@@ -352,7 +387,9 @@ class MLflowSource:
                 requests.append(ScanRequest(SOURCE, version_key(name, version), "listing", PRIORITY_RECONCILE, True))
                 continue
             try:
-                now = self.current_listing(name, version, listing_mode(recorded), memo=memo)
+                now = self.current_listing(
+                    name, version, listing_mode(recorded), uri=self._known_uri(name, version), memo=memo
+                )
             except _Gone:
                 self._track(name, version, tags, False)
                 continue
@@ -471,6 +508,7 @@ class MLflowSource:
         if signed is not None and not request.force and not changed:
             return None
         uri = self._download_uri(name, ref)
+        self._remember_uri(name, ref, _created(mv), uri)
         listing, listed = self._listing_and_files(name, ref, uri)  # before reading: a later swap changes it
         report, model_signature = self._download_and_scan(name, ref, listed)
         if self.current_listing(name, ref, listing_mode(listing), uri=uri) != listing:
@@ -816,6 +854,12 @@ class _Decided:
     source: str = ""
     model_signature: bytes | None = None  # mlgate's OpenSSF signature of the files as scanned (approved only)
     listing: str | None = None  # the artifact-listing fingerprint taken before the files were read
+
+
+def _created(mv: Any) -> int | None:
+    """A model version's creation time in ms (None when the answer has none)."""
+    value = getattr(mv, "creation_timestamp", None)
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _one_line(text: str | None) -> str:

@@ -132,6 +132,7 @@ def test_a_shared_location_is_listed_once_per_pass_and_a_change_still_invalidate
     with Recorder(plain_server.url) as rec:
         assert source.check_listings() == []
     assert rec.kinds()["GET /api/2.0/mlflow-artifacts/artifacts"] == 1, rec.kinds()
+    assert rec.count("/get-download-uri") == 0, rec.kinds()  # known since the scan
 
     uri = client.get_model_version_download_uri(name, first)
     folder = Path(plain_server.log.parent / "artifacts" / uri.removeprefix("mlflow-artifacts:/"))
@@ -146,6 +147,30 @@ def test_a_shared_location_is_listed_once_per_pass_and_a_change_still_invalidate
     controller.runtime.start()
     for version in versions:  # rescanned with the new file
         wait_for(lambda v=version: signed_tags(client, name, v), what=f"rescan of {version}")
+
+
+@pytest.mark.integration
+def test_a_version_number_reused_after_the_model_is_registered_again_is_listed_where_it_now_points(
+    plain_server, make_controller, prefix, tmp_path
+) -> None:
+    """Copied verdict tags on a re-created model's version 1 are checked against its new artifacts."""
+    client = plain_server.client()
+    name = f"{prefix}again"
+    version = register(client, name, CLEAN_FILES, tmp_path)
+    controller = make_controller(plain_server.url, start=False)
+    process(controller, name, version)
+    old = {k: v for k, v in client.get_model_version(name, version).tags.items() if k.startswith("mlgate.")}
+    assert check_verdict(KEY, name, version, old).signed is not None
+    client.delete_registered_model(name)
+    again = register(client, name, {**CLEAN_FILES, "payload.txt": b"not what was scanned\n"}, tmp_path)
+    assert again == version
+    for key, value in old.items():
+        client.set_model_version_tag(name, again, key, value)
+    assert check_verdict(KEY, name, again, client.get_model_version(name, again).tags).signed is not None
+
+    requests_ = controller.mlflow.reconcile_once()
+    assert version_key(name, again) in [r.key for r in requests_]
+    assert check_verdict(KEY, name, again, client.get_model_version(name, again).tags).signed is None
 
 
 class FakeRegistry:
