@@ -321,6 +321,26 @@ def server_floor(client: Any, proc: subprocess.Popen, name: str, version: str, n
             f"server alone, {n} sequential {label}: median {statistics.median(times) * 1000:.1f} ms per call, "
             f"server CPU {cpu / n * 1000:.1f} ms per call"
         )
+    # Tag writes from 8 threads at once: the server's write capacity (each write is its own transaction).
+    registry = client._get_registry_client()
+    cpu0, started = server_cpu(proc), time.perf_counter()
+
+    def writer(t: int) -> None:
+        for i in range(n // 8):
+            registry.set_model_version_tag(name, version, f"bench.floor{t}", str(i))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    writes = 8 * (n // 8)
+    time.sleep(0.5)
+    print(
+        f"server alone, {writes} tag writes from 8 threads: {writes / elapsed:.0f} writes/s "
+        f"(server CPU {(server_cpu(proc) - cpu0) / writes * 1000:.1f} ms per write)"
+    )
 
 
 def main() -> None:
