@@ -298,7 +298,8 @@ class MLflowSource:
         with self._approved_lock:
             if approved:
                 self._approved[(name, version)] = dict(tags)
-                if created:
+                if created and self._created.get((name, version)) != created:
+                    self._forget_uri(name, version)  # another instance of this version number
                     self._created[(name, version)] = created
             else:
                 self._approved.pop((name, version), None)
