@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 import pickletools
 import re
 import struct
@@ -361,6 +360,8 @@ def _json_window(text: str, whole: bool) -> bool:
     """
     if text[:1] not in ("{", "["):
         return False
+    import json  # only a file starting like JSON needs the parser
+
     try:
         json.loads(text)
         return True
