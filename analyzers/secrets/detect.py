@@ -16,7 +16,6 @@ from (``file``, ``ftp``, ``gopher``, ``smb``, ``ldap``, ``dict``, ``telnet``) is
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,6 +101,8 @@ class Secret:
 
 def fingerprint(value: str) -> str:
     """``sha256:`` + 16 hex digits of ``value``: enough to recognise it, useless to recover it."""
+    import hashlib  # only a scan that found a secret needs it
+
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
