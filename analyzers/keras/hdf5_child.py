@@ -10,7 +10,8 @@ Protocol (all integers little-endian): child -> parent: ``H`` once h5py is impor
 (the deadline for reading starts then); parent -> child: the file size (Q) and
 the attribute names as one JSON line. child -> parent: ``R`` offset (Q) length
 (I) for each read, answered by a length (I) and the bytes; finally ``D`` length
-(I) and a JSON object: ``{"attrs": {name: text}}`` or ``{"error": "..."}``.
+(I) and a JSON object: ``{"attrs": {name: text}}`` or ``{"error": "..."}``. The parent may
+then send the next file's size and names; the child ends when its stdin closes.
 This file runs as a script (``python -I hdf5_child.py``) and imports only the
 standard library and h5py.
 """
@@ -86,19 +87,23 @@ def main() -> None:
         failure = f"h5py cannot be imported: {exc}"
     requests.write(b"H")  # ready: the parent's deadline for libhdf5 starts now
     requests.flush()
-    (size,) = struct.unpack("<Q", _exact(replies, 8))
-    names = json.loads(replies.readline())
-    result: dict[str, object]
-    try:
-        if h5py is None:
-            raise RuntimeError(failure)
-        with h5py.File(RemoteFile(size, requests, replies), "r") as h5:
-            result = {"attrs": {key: _text(h5.attrs[key]) for key in names if key in h5.attrs}}
-    except Exception as exc:  # noqa: BLE001 - every failure of libhdf5 is reported to the parent
-        result = {"error": f"{type(exc).__name__}: {exc}"}
-    body = json.dumps(result).encode()
-    requests.write(b"D" + struct.pack("<I", len(body)) + body)
-    requests.flush()
+    while True:
+        header = replies.read(8)
+        if len(header) < 8:
+            return  # the parent closed the pipe: no more files
+        (size,) = struct.unpack("<Q", header)
+        names = json.loads(replies.readline())
+        result: dict[str, object]
+        try:
+            if h5py is None:
+                raise RuntimeError(failure)
+            with h5py.File(RemoteFile(size, requests, replies), "r") as h5:
+                result = {"attrs": {key: _text(h5.attrs[key]) for key in names if key in h5.attrs}}
+        except Exception as exc:  # noqa: BLE001 - every failure of libhdf5 is reported to the parent
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        body = json.dumps(result).encode()
+        requests.write(b"D" + struct.pack("<I", len(body)) + body)
+        requests.flush()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ deadline passes -- ``Budgets.max_native_seconds`` or the scan's own
 ``max_seconds``, whichever comes first -- the child is killed and the scan
 stops with a budget finding (incomplete). A child that dies or reports a
 libhdf5 error makes the content malformed (incomplete), never clean.
+
+One child serves every HDF5 file of a target in turn (``ScanContext.shared``), so a
+folder of Keras models pays Python's and h5py's start-up once; a child that failed,
+timed out or reported an error is stopped and never serves another file, and the
+child of a target is stopped when its scan ends.
 """
 
 from __future__ import annotations
@@ -47,22 +52,14 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
     if problem:  # what libhdf5 answers at once: no child process for content it refuses before parsing
         raise Malformed(f"HDF5 file could not be opened: {problem}")
     budgets = ctx.tracker.budgets
-    proc = subprocess.Popen(
-        child_command(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-    )
     native_deadline = deadline = 0.0
     try:
-        _await_ready(proc, min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline))
+        reader = ctx.shared(_SHARED, lambda: _Reader(min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline)))
         native_deadline = time.monotonic() + budgets.max_native_seconds
         deadline = min(native_deadline, ctx.tracker.deadline)
-        result = _serve(proc, stream, size, names, deadline)
+        result = _serve(reader.proc, stream, size, names, deadline)
     except TimeoutError:
-        proc.kill()
-        proc.wait()
+        ctx.drop_shared(_SHARED)
         if deadline and deadline == native_deadline:
             raise BudgetExceeded(
                 "max_native_seconds",
@@ -70,22 +67,49 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
                 "its reader was stopped",
             ) from None
         raise BudgetExceeded("max_seconds", f"scan took longer than {budgets.max_seconds:g} s") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+    except BaseException:
+        ctx.drop_shared(_SHARED)  # mid-answer or dead: it serves no other file
+        raise
     if "error" in result:
+        ctx.drop_shared(_SHARED)  # libhdf5 failed on this file: a fresh child reads the next one
         raise Malformed(f"HDF5 file could not be opened: {result['error']}")
     attrs = result.get("attrs")
     if not isinstance(attrs, dict):
         raise Malformed("HDF5 reader returned no attributes")
     return {str(k): str(v) for k, v in attrs.items()}
+
+
+_SHARED = "hdf5-reader"
+
+
+class _Reader:
+    """The h5py child process of one target: started once, ready when it has imported h5py."""
+
+    def __init__(self, deadline: float) -> None:
+        self.proc = subprocess.Popen(
+            child_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        try:
+            _await_ready(self.proc, deadline)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the child (closing its stdin ends a waiting child; a busy one is killed)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
 
 _SIZES = frozenset({2, 4, 8, 16, 32})  # sizes of offsets and lengths libhdf5 accepts in a superblock
