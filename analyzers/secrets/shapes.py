@@ -11,7 +11,7 @@ fails when the installed library's patterns differ from it.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 Shape = tuple[str, int]  # (pattern, re flags)
 
@@ -92,17 +92,45 @@ ML_SHAPES: dict[str, tuple[Shape, ...]] = {
 """Our ML plugins' patterns (``plugins`` compiles its denylists from these)."""
 
 
+# Shapes the regular-expression engine searches slowly (no literal to scan for: a leading ``\b``,
+# character class or ``.``), each with a simpler pattern every match of the shape contains. The
+# simple one is searched first (fast) and the shape only where it matched; a shape is compiled on
+# first use. tests/secrets/test_shapes.py checks each ``NEEDS`` entry against generated matches.
+NEEDS: dict[str, str] = {
+    r"\b(hf_[A-Za-z0-9]{34,40})\b": "hf_",
+    r"\b(api_org_[A-Za-z0-9]{34})\b": "api_org_",
+    r"\b(dapi[0-9a-f]{32}(?:-\d)?)\b": "dapi",
+    r"\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,})": "sk-",
+    r"\b(sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{40,})": "sk-ant-",
+    r"[MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}": r"\.[a-zA-Z\d_-]{6}\.",
+    r"\d{8,10}:[0-9A-Za-z_-]{35}": r":[0-9A-Za-z_-]{35}",
+    r"[0-9a-z]{32}-us[0-9]{1,2}": "-us",
+    r'(?:\s|=|:|"|^)AKC[a-zA-Z0-9]{10,}(?:\s|"|$)': "AKC",
+    r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)': "AP",
+    r"\/\/.+\/:_authToken=\s*((npm_.+)|([A-Fa-f0-9-]{36})).*": ":_authToken=",
+}
+
+
 def compiled(shapes: tuple[Shape, ...]) -> list[re.Pattern[str]]:
     return [re.compile(pattern, flags) for pattern, flags in shapes]
 
 
-@lru_cache(maxsize=1)
-def _all_shapes() -> tuple[re.Pattern[str], ...]:
-    return tuple(
-        p for table in (DETECT_SECRETS_SHAPES, ML_SHAPES) for shapes in table.values() for p in compiled(shapes)
-    )
+_ALL: tuple[Shape, ...] = tuple(
+    shape for table in (DETECT_SECRETS_SHAPES, ML_SHAPES) for v in table.values() for shape in v
+)
 
 
 def has_secret_shape(text: str) -> bool:
     """Whether some detector's pattern matches ``text`` (if not, no detector would report anything)."""
-    return any(shape.search(text) for shape in _all_shapes())
+    for pattern, flags in _ALL:
+        need = NEEDS.get(pattern)
+        if need is not None and _regex(need, flags).search(text) is None:
+            continue
+        if _regex(pattern, flags).search(text):
+            return True
+    return False
+
+
+@cache
+def _regex(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)

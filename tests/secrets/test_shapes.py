@@ -8,9 +8,12 @@ check the saving itself (a string without a shape loads no detect-secrets, hence
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
@@ -70,3 +73,23 @@ def test_strings_without_a_shape_never_load_detect_secrets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["[]", "False", "False"]
+
+
+@pytest.mark.parametrize("pattern", sorted(shapes.NEEDS))
+def test_every_match_of_a_shape_contains_what_it_needs(pattern: str) -> None:
+    """``NEEDS`` is searched first and the shape skipped when it is absent: it must hold in every match."""
+    flags = dict(shapes._ALL)[pattern]
+    shape, need = re.compile(pattern, flags), re.compile(shapes.NEEDS[pattern], flags)
+
+    @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.from_regex(shape))
+    def check(text: str) -> None:
+        match = shape.search(text)
+        assert match is not None
+        assert need.search(match.group(0)) is not None, (pattern, match.group(0))
+
+    check()
+
+
+def test_needs_name_only_existing_shapes() -> None:
+    assert set(shapes.NEEDS) <= {pattern for pattern, _ in shapes._ALL}
