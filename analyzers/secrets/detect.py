@@ -187,6 +187,8 @@ def _secret_finding(location: str, secret: Secret, field: str) -> Finding:
 
 def network_findings(location: str, text: str, field: str = "") -> Iterator[Finding]:
     """Info for each URL a loader-read string names; medium for raw IPs and risky schemes."""
+    if "://" not in text:  # every match holds it; the pattern itself starts with a character class (slow)
+        return
     from urllib.parse import urlsplit
 
     seen: set[str] = set()
