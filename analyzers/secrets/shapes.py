@@ -102,12 +102,26 @@ NEEDS: dict[str, str] = {
     r"\b(dapi[0-9a-f]{32}(?:-\d)?)\b": "dapi",
     r"\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,})": "sk-",
     r"\b(sk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{40,})": "sk-ant-",
+    "(?:r|s)k_live_[0-9a-zA-Z]{24}": "k_live_",
     r"[MNO][a-zA-Z\d_-]{23,25}\.[a-zA-Z\d_-]{6}\.[a-zA-Z\d_-]{27}": r"\.[a-zA-Z\d_-]{6}\.",
     r"\d{8,10}:[0-9A-Za-z_-]{35}": r":[0-9A-Za-z_-]{35}",
     r"[0-9a-z]{32}-us[0-9]{1,2}": "-us",
     r'(?:\s|=|:|"|^)AKC[a-zA-Z0-9]{10,}(?:\s|"|$)': "AKC",
     r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)': "AP",
     r"\/\/.+\/:_authToken=\s*((npm_.+)|([A-Fa-f0-9-]{36})).*": ":_authToken=",
+}
+
+
+# The case-insensitive shapes, with a lower-case word each match holds. On text within Latin-1 (every
+# binary stream, decoded as Latin-1, and most configs) re's case-insensitive match of ASCII equals a
+# substring test on the lower-cased text (the other letters it folds, such as the Kelvin sign, the long
+# s and the dotless i, lie beyond Latin-1), which is far cheaper than the case-insensitive search.
+FOLDED_NEEDS: dict[str, str] = {
+    DETECT_SECRETS_SHAPES["AWSKeyDetector"][1][0]: "aws",
+    DETECT_SECRETS_SHAPES["SlackDetector"][0][0]: "xox",
+    DETECT_SECRETS_SHAPES["SlackDetector"][1][0]: "hooks.slack.com",
+    ML_SHAPES["WandbKeyDetector"][0][0]: "wandb",
+    ML_SHAPES["WandbKeyDetector"][1][0]: "api.wandb.ai",
 }
 
 
@@ -122,7 +136,11 @@ _ALL: tuple[Shape, ...] = tuple(
 
 def has_secret_shape(text: str) -> bool:
     """Whether some detector's pattern matches ``text`` (if not, no detector would report anything)."""
+    folded = _lower_latin1(text)
     for pattern, flags in _ALL:
+        word = FOLDED_NEEDS.get(pattern)
+        if word is not None and folded is not None and word not in folded:
+            continue
         need = NEEDS.get(pattern)
         if need is not None and _regex(need, flags).search(text) is None:
             continue
@@ -134,3 +152,12 @@ def has_secret_shape(text: str) -> bool:
 @cache
 def _regex(pattern: str, flags: int) -> re.Pattern[str]:
     return re.compile(pattern, flags)
+
+
+def _lower_latin1(text: str) -> str | None:
+    """``text`` lower-cased when it lies within Latin-1 (where that equals re's case folding), else None."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return text.lower()

@@ -93,3 +93,26 @@ def test_every_match_of_a_shape_contains_what_it_needs(pattern: str) -> None:
 
 def test_needs_name_only_existing_shapes() -> None:
     assert set(shapes.NEEDS) <= {pattern for pattern, _ in shapes._ALL}
+
+
+@pytest.mark.parametrize("pattern", sorted(shapes.FOLDED_NEEDS))
+def test_every_latin1_match_of_a_case_insensitive_shape_holds_its_word(pattern: str) -> None:
+    flags = dict(shapes._ALL)[pattern]
+    shape, word = re.compile(pattern, flags), shapes.FOLDED_NEEDS[pattern]
+
+    @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.from_regex(shape))
+    def check(text: str) -> None:
+        match = shape.search(text)
+        assert match is not None
+        hypothesis.assume(shapes._lower_latin1(match.group(0)) is not None)
+        assert word in match.group(0).lower(), (pattern, match.group(0))
+
+    check()
+
+
+def test_case_folds_beyond_latin1_still_run_the_shape() -> None:
+    """re matches the Kelvin sign as ``k``: such text is not lower-cased, the shape itself decides."""
+    key = "AWS_SECRET_\u212aEY = '" + "a" * 40 + "'"
+    assert shapes.has_secret_shape(key)
+    assert shapes.has_secret_shape("aws_secret_key = '" + "A" * 40 + "'")
