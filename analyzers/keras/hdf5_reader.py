@@ -37,6 +37,8 @@ CHILD_SCRIPT = Path(__file__).with_name("hdf5_child.py")
 STARTUP_SECONDS = 60.0
 """How long the child may take to start and import h5py (content plays no part in it; a loaded
 machine can take seconds). Bounded by the scan's ``max_seconds`` too."""
+HEAD_BYTES = 64 << 10
+"""The first bytes of the file are sent with the request (a small file whole: one round trip to the child)."""
 MAX_REPLY = 64 << 20
 """Largest single read served to the child (libhdf5 reads metadata in small blocks)."""
 
@@ -152,7 +154,10 @@ def _serve(proc: subprocess.Popen[bytes], stream: BinaryIO, size: int, names: li
     os.set_blocking(in_fd, False)
     pending = bytearray()
     with selectors.DefaultSelector() as sel:
-        _send(sel, in_fd, struct.pack("<Q", size) + json.dumps(names).encode() + b"\n", deadline)
+        stream.seek(0)
+        head = read_exact(stream, min(size, HEAD_BYTES))
+        request = struct.pack("<Q", size) + json.dumps(names).encode() + b"\n" + struct.pack("<I", len(head))
+        _send(sel, in_fd, request + head, deadline)
         while True:
             if pending[:1] == b"R" and len(pending) >= 13:
                 offset, length = struct.unpack("<QI", pending[1:13])
