@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
@@ -119,7 +119,6 @@ class ScanContext:
         self.references: list[Reference] = []
         self._budgets_reported: set[str] = set()
         self._parsed: dict[str, dict[str, object]] = {}
-        self._shared: dict[str, Any] = {}  # helpers kept for the whole target (``shared``), closed at its end
         self.secret_values: set[str] = set()  # never leave the scan: scrubbed from every message
         self._promised_findings: set[str] = set()
         self.files: frozenset[str] = frozenset()  # the target's top-level artifacts (relative paths)
@@ -193,23 +192,6 @@ class ScanContext:
         """Structures parsed from ``artifact`` that every analyzer of it may reuse (e.g. its zip
         directory), so several analyzers of one artifact parse it once. Dropped after its walk."""
         return self._parsed.setdefault(artifact.location, {})
-
-    def shared(self, key: str, make: Callable[[], Any]) -> Any:
-        """A helper every artifact of this target may reuse (the HDF5 reader process), made by ``make`` on
-        first use; its ``close()`` runs when the target's scan ends (``close_shared``)."""
-        if key not in self._shared:
-            self._shared[key] = make()
-        return self._shared[key]
-
-    def drop_shared(self, key: str) -> None:
-        """Close and forget the helper ``key`` (one that failed must not serve the next artifact)."""
-        helper = self._shared.pop(key, None)
-        if helper is not None:
-            helper.close()
-
-    def close_shared(self) -> None:
-        for key in list(self._shared):
-            self.drop_shared(key)
 
     def add_reference(self, reference: Reference) -> None:
         self.references.append(reference)
@@ -487,13 +469,10 @@ def scan_artifacts(
     started = time.monotonic()
     hashes: list[tuple[str, str]] = []
     ctx.files = frozenset(artifact.location for artifact in artifacts)
-    try:
-        for artifact in artifacts:
-            ctx.walk(artifact)
-            if content_hash is not None:
-                hashes.append((artifact.location, content_hash(artifact)))
-    finally:
-        ctx.close_shared()
+    for artifact in artifacts:
+        ctx.walk(artifact)
+        if content_hash is not None:
+            hashes.append((artifact.location, content_hash(artifact)))
     if ctx.secret_values:
         from ..secrets import redact
 

@@ -10,20 +10,23 @@ deadline passes -- ``Budgets.max_native_seconds`` or the scan's own
 stops with a budget finding (incomplete). A child that dies or reports a
 libhdf5 error makes the content malformed (incomplete), never clean.
 
-One child serves every HDF5 file of a target in turn (``ScanContext.shared``), so a
-folder of Keras models pays Python's and h5py's start-up once; a child that failed,
-timed out or reported an error is stopped and never serves another file, and the
-child of a target is stopped when its scan ends.
+A child that answered is kept (``_IDLE``, at most ``MAX_IDLE``) and serves the next
+HDF5 file of this process, so a folder or a list of Keras models pays Python's and
+h5py's start-up once, not per file; a child that failed, timed out or reported an
+error is stopped and never serves another file. The child is no sandbox (it runs as
+the user, like the scanner); it exists so a deadline can stop libhdf5.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import selectors
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -55,13 +58,15 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
         raise Malformed(f"HDF5 file could not be opened: {problem}")
     budgets = ctx.tracker.budgets
     native_deadline = deadline = 0.0
+    reader: _Reader | None = None
     try:
-        reader = ctx.shared(_SHARED, lambda: _Reader(min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline)))
+        reader = _take(min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline))
         native_deadline = time.monotonic() + budgets.max_native_seconds
         deadline = min(native_deadline, ctx.tracker.deadline)
         result = _serve(reader.proc, stream, size, names, deadline)
     except TimeoutError:
-        ctx.drop_shared(_SHARED)
+        if reader is not None:
+            reader.close()
         if deadline and deadline == native_deadline:
             raise BudgetExceeded(
                 "max_native_seconds",
@@ -70,18 +75,61 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
             ) from None
         raise BudgetExceeded("max_seconds", f"scan took longer than {budgets.max_seconds:g} s") from None
     except BaseException:
-        ctx.drop_shared(_SHARED)  # mid-answer or dead: it serves no other file
+        if reader is not None:
+            reader.close()  # mid-answer or dead: it serves no other file
         raise
     if "error" in result:
-        ctx.drop_shared(_SHARED)  # libhdf5 failed on this file: a fresh child reads the next one
+        reader.close()  # libhdf5 failed on this file: a fresh child reads the next one
         raise Malformed(f"HDF5 file could not be opened: {result['error']}")
+    _give_back(reader)
     attrs = result.get("attrs")
     if not isinstance(attrs, dict):
         raise Malformed("HDF5 reader returned no attributes")
     return {str(k): str(v) for k, v in attrs.items()}
 
 
-_SHARED = "hdf5-reader"
+MAX_IDLE = 4
+"""Answered children kept for the next file (one per scanning thread is enough)."""
+_IDLE: list[_Reader] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _take(deadline: float) -> _Reader:
+    """An idle child of this process, or a new one (ready: h5py imported)."""
+    with _IDLE_LOCK:
+        reader = _IDLE.pop() if _IDLE else None
+    if reader is not None and reader.proc.poll() is None:
+        return reader
+    if reader is not None:
+        reader.close()
+    return _Reader(deadline)
+
+
+def _give_back(reader: _Reader) -> None:
+    with _IDLE_LOCK:
+        if len(_IDLE) < MAX_IDLE:
+            _IDLE.append(reader)
+            return
+    reader.close()
+
+
+def close_idle() -> None:
+    """Stop the idle children (at exit; a forked process forgets its parent's instead)."""
+    with _IDLE_LOCK:
+        idle = _IDLE[:]
+        _IDLE.clear()
+    for reader in idle:
+        reader.close()
+
+
+def _forget_after_fork() -> None:
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()
+    _IDLE.clear()  # the parent's children are not the fork's to use
+
+
+atexit.register(close_idle)
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class _Reader:
