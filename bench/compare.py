@@ -395,7 +395,8 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout"}
+            return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout", "stdout": "",
+                    "report": ""}  # fmt: skip
         wall = time.perf_counter() - t0
         user, system, max_kb = out.read().split()[-3:]
         stdout.seek(0)
@@ -427,7 +428,8 @@ def measure(case: str, target: Path, available: dict[str, Callable[[Path], list[
     for name, results in runs.items():
         # paired: mlgate's run and this tool's run of the same repetition, one after the other
         pairs = list(zip(runs["mlgate"], results, strict=False))  # a slow tool ran once: its first pair
-        found = flagged(name, str(results[-1]["stdout"]), str(results[-1]["report"]), target) if labels else None
+        last = results[-1]
+        found = flagged(name, last["stdout"], last["report"], target) if labels and last["rc"] != "timeout" else None
         rows.append(
             {
                 "case": case,
