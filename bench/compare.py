@@ -62,6 +62,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -385,16 +386,18 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
         report = os.path.join(tmp, "report.json")
         cmd = [report if part == REPORT else part for part in cmd]
         t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [TIME, "-f", "%U %S %M", "-o", out.name, *cmd],
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: a timeout stops the tool's workers too
+        )
         try:
-            done = subprocess.run(
-                [TIME, "-f", "%U %S %M", "-o", out.name, *cmd],
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                timeout=timeout,
-                check=False,
-            )
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout", "stdout": "",
                     "report": ""}  # fmt: skip
         wall = time.perf_counter() - t0
@@ -406,7 +409,7 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
         "wall": wall,
         "cpu": float(user) + float(system),
         "rss_mb": int(max_kb) / 1024,
-        "rc": done.returncode,
+        "rc": proc.returncode,
         "stdout": text,
         "report": written,
     }
