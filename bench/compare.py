@@ -3,13 +3,15 @@
 Usage::
 
     python3 -m venv PEERS && PEERS/bin/pip install picklescan modelscan fickling modelaudit
-    python3 bench/compare.py --peers PEERS [--reps 3] [--big-mb 1024] [--safetensors-mb 1024]
-        [--dir-files 1000] [--workdir DIR] [--only CASE,...] [--timeout 120]
+    python3 bench/compare.py --peers PEERS [--mlgate-python PY] [--reps 3] [--big-mb 1024]
+        [--safetensors-mb 1024] [--dir-files 1000] [--workdir DIR] [--only CASE,...] [--timeout 120]
 
 The peers live in their own virtual environment (``--peers``, never an mlgate dependency); a peer
-whose command is missing there is skipped. mlgate runs from this interpreter
-(``python -m mlgate.controller scan``, default options: no content digest; the ``mlgate --digest``
-row adds it).
+whose command is missing there is skipped. mlgate runs as ``PY -m mlgate.controller scan`` (default
+options: no content digest; the ``mlgate --digest`` row adds it). ``PY`` defaults to this interpreter;
+give the Python of a venv with a regular (non-editable) ``pip install .`` to measure what users run:
+an editable install adds its import finder to every start. When mlgate is imported from this
+checkout, its sources are byte-compiled first (what a wheel install does), so no run pays compiling.
 
 Inputs, built in ``--workdir`` (a temporary folder by default) with real libraries:
 
@@ -28,24 +30,39 @@ Inputs, built in ``--workdir`` (a temporary folder by default) with real librari
 - ``dir-1000``: a folder of ``--dir-files`` small models: pickles (a few with an ``os.system``
   payload that would only ``touch`` a canary), torch zips, safetensors, JSON configs and copies of
   the Keras/ONNX fixtures.
+- ``fixtures``: a folder of the committed single-file fixtures (``FIXTURE_SETS``: malicious,
+  suspicious and benign pickles, marshal payloads, Keras, ONNX, torch and safetensors files), the
+  kind of mixed folder a registry hands over; mlgate also runs on it with one target per file and
+  ``--jobs 2`` (the ``mlgate -j2 files`` row).
+
+Detection: for the folder cases each tool's report is read back (mlgate and ModelAudit JSON,
+modelscan's JSON report, picklescan's ``FOUND`` lines) and every file it flags (mlgate: a finding
+of high or critical severity; modelscan: CRITICAL or HIGH; ModelAudit: critical; picklescan: a
+dangerous import) is counted against the files known to be malicious (the payload pickles of
+``dir-1000``; ``pickles/malicious`` and the ``evil_``/``inj_`` Keras models of ``fixtures``) and
+known to be benign. ``det`` is malicious files flagged / known malicious, ``fp`` benign files flagged.
 
 Each case runs every tool once per repetition, in turn (mlgate, peer 1, peer 2, ..., then again), so
 load changes on a shared machine hit all tools alike; a tool whose run exceeds ``--slow`` seconds
-(ModelAudit) runs once. Per tool it prints the median wall time, median CPU time (user + system,
-from GNU ``/usr/bin/time``), median peak RSS,
-the exit status of the last run (for mlgate 1 means quarantined) and mlgate's wall-time ratio to it
-(> 1: mlgate is slower). ``sha256sum`` of the file (``true`` for a folder) is the yardstick for
-the ``mlgate --digest`` row. Nothing here ever unpickles or loads a model in this process.
+(ModelAudit) runs once. Per tool it prints the median wall time, median CPU time (user + system of
+the process and its children, from GNU ``/usr/bin/time``), median peak RSS, the exit status of the
+last run (for mlgate 1 means quarantined), mlgate's paired ratios to it (the median over repetitions
+of mlgate's run divided by this tool's run of the same repetition, wall and CPU; > 1: mlgate is
+slower) and, for the folder cases, its detection count. The load average is printed before and
+after. ``sha256sum`` of the file (``true`` for a folder) is the yardstick for the ``mlgate --digest``
+row. Nothing here ever unpickles or loads a model in this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import io
 import json
 import os
 import pickle
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,6 +78,24 @@ from pickle_speed import _SparseZeros  # bench/ is on sys.path when this script 
 REPO = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"  # GNU time: -f %U %S %M
 FIXTURES = REPO / "tests" / "fixtures" / "keras_tf"
+ALL_FIXTURES = REPO / "tests" / "fixtures"
+# (folder under tests/fixtures, glob, label): label "malicious", "benign" or "" (no ground truth)
+FIXTURE_SETS = (
+    ("pickles/malicious", "*", "malicious"),
+    ("pickles/benign", "*", "benign"),
+    ("pickles/suspicious", "*", ""),
+    ("pickles/marshal", "*", ""),
+    ("keras_tf/keras", "evil_*", "malicious"),
+    ("keras_tf/keras", "inj_*", "malicious"),
+    ("keras_tf/keras", "benign_*", "benign"),
+    ("keras_tf/keras", "parity_*", ""),
+    ("keras_tf/keras", "tfk_*", ""),
+    ("keras_tf/onnx", "benign*", "benign"),
+    ("keras_tf/onnx", "[!b]*", ""),
+    ("archives", "clean_*", "benign"),
+    ("archives", "torch_*", ""),
+    ("archives", "hydra_*", ""),
+)
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -191,6 +226,30 @@ def mixed_dir(path: Path, count: int) -> None:
     small_zip.unlink()
 
 
+def fixtures_dir(path: Path) -> None:
+    """Copies of the committed single-file fixtures, with their labels in ``labels.json`` beside it."""
+    path.mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for folder, pattern, label in FIXTURE_SETS:
+        for src in sorted((ALL_FIXTURES / folder).glob(pattern)):
+            if not src.is_file() or src.suffix in (".py", ".md", ".json"):
+                continue
+            name = f"{folder.replace('/', '_')}_{src.name}"
+            shutil.copyfile(src, path / name)
+            labels[name] = label
+    path.with_suffix(".labels.json").write_text(json.dumps(labels, indent=1))
+
+
+def labels_of(case: str, target: Path) -> dict[str, str]:
+    """File name -> "malicious" / "benign" / "" for a folder case (empty for single files)."""
+    if case == "fixtures":
+        return json.loads(target.with_suffix(".labels.json").read_text())
+    if case == "dir-1000":
+        return {p.name: "malicious" if p.suffix == ".pkl" and int(p.stem[1:]) % 100 == 0 else "benign"
+                for p in target.iterdir()}  # fmt: skip
+    return {}
+
+
 def build_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     cases: dict[str, tuple[Path, Callable[[Path], None]]] = {
         "small-pickle": (work / "small.pkl", small_pickle),
@@ -202,6 +261,7 @@ def build_inputs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
         "savedmodel": (FIXTURES / "savedmodel" / "benign_module", lambda p: None),
         "onnx": (FIXTURES / "onnx" / "benign.onnx", lambda p: None),
         "dir-1000": (work / "mixed", lambda p: mixed_dir(p, args.dir_files)),
+        "fixtures": (work / "fixtures", fixtures_dir),
     }
     out = {}
     for name, (path, build) in cases.items():
@@ -248,11 +308,13 @@ def summaries(rows: list[dict[str, object]]) -> list[str]:
     return out
 
 
-def tools(peers: Path | None) -> dict[str, Callable[[Path], list[str]] | None]:
-    mlgate = [sys.executable, "-m", "mlgate.controller", "scan", "--format", "json", "--no-progress"]
+def tools(peers: Path | None, python: str = sys.executable) -> dict[str, Callable[[Path], list[str]] | None]:
+    mlgate = [python, "-m", "mlgate.controller", "scan", "--format", "json", "--no-progress"]
     out: dict[str, Callable[[Path], list[str]] | None] = {
         "mlgate": lambda p: [*mlgate, str(p)],
         "mlgate --digest": lambda p: [*mlgate, "--digest", str(p)],
+        # every file its own target, scanned by a pool of 2 workers (folders only)
+        "mlgate -j2 files": lambda p: [*mlgate, "--jobs", "2", *map(str, sorted(p.iterdir()))] if p.is_dir() else [],
     }
     # the floor for a torch zip: Python, zipfile's directory and data.pkl ("true" for other inputs)
     out["zip dir + data.pkl"] = lambda p: [sys.executable, "-c", _MIN_ZIP, str(p)] if p.suffix == ".pt" else ["true"]
@@ -266,58 +328,145 @@ def tools(peers: Path | None) -> dict[str, Callable[[Path], list[str]] | None]:
         return lambda p: build(str(bindir / exe), p)
 
     out["picklescan"] = peer("picklescan", lambda e, p: [e, "-p", str(p)])
-    out["modelscan"] = peer("modelscan", lambda e, p: [e, "-p", str(p)])
+    out["modelscan"] = peer("modelscan", lambda e, p: [e, "-p", str(p), "-r", "json", "-o", REPORT])
     out["fickling"] = peer("fickling", lambda e, p: [e, "--check-safety", str(p)])
-    out["modelaudit"] = peer("modelaudit", lambda e, p: [e, "scan", "--no-cache", str(p)])
+    out["modelaudit"] = peer(
+        "modelaudit", lambda e, p: [e, "scan", "--no-cache", "--format", "json", "-o", REPORT, str(p)]
+    )
+    return out
+
+
+REPORT = "{report}"  # replaced by a temporary file per run: the tool's machine-readable report
+
+
+def flagged(tool: str, stdout: str, report: str, target: Path) -> set[str] | None:
+    """Names of the files under ``target`` the tool flags (see the module docstring), None if unknown."""
+    where: list[str] = []
+    try:
+        if tool.startswith("mlgate"):
+            for scanned in json.loads(stdout)["targets"]:
+                bad = [f["location"] for f in scanned["findings"] if f["severity"] in ("high", "critical")]
+                if Path(scanned["target"]) == target:
+                    where += bad  # one target: locations inside it
+                elif bad:
+                    where.append(Path(scanned["target"]).name)  # one target per file
+        elif tool == "picklescan":
+            where = [
+                line.split(": dangerous import", 1)[0] for line in stdout.splitlines() if "dangerous import" in line
+            ]
+        elif tool in ("modelscan", "modelaudit"):
+            issues = json.loads(report or "{}").get("issues", [])
+            wanted = ("CRITICAL", "HIGH") if tool == "modelscan" else ("critical",)
+            where = [i.get("source") or i.get("location") or "" for i in issues if i.get("severity") in wanted]
+        else:
+            return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    names = sorted((p.name for p in target.iterdir()), key=len, reverse=True) if target.is_dir() else [target.name]
+    out = set()
+    for loc in where:
+        loc = loc.removeprefix(str(target) + "/").removeprefix(str(target))
+        for name in names:  # the longest file name the location starts with, up to a separator
+            if loc == name or (loc.startswith(name) and loc[len(name)] in ":!@# /"):
+                out.add(name)
+                break
     return out
 
 
 def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
-    """Wall, CPU (user+sys) and peak RSS of one process, from ``/usr/bin/time`` (a small C parent,
-    so the figures are the tool's own, not a copy of this Python process); output discarded."""
+    """Wall, CPU (user+sys, children included) and peak RSS of one process, from ``/usr/bin/time`` (a
+    small C parent, so the figures are the tool's own, not a copy of this Python process); its
+    stdout and report file are kept in the result for the detection count."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1")
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
+    with (
+        tempfile.NamedTemporaryFile("r", suffix=".time") as out,
+        tempfile.NamedTemporaryFile("w+", suffix=".out") as stdout,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        report = os.path.join(tmp, "report.json")
+        cmd = [report if part == REPORT else part for part in cmd]
         t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [TIME, "-f", "%U %S %M", "-o", out.name, *cmd],
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # its own process group: a timeout stops the tool's workers too
+        )
         try:
-            done = subprocess.run(
-                [TIME, "-f", "%U %S %M", "-o", out.name, *cmd],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                timeout=timeout,
-                check=False,
-            )
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout"}
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout", "stdout": "",
+                    "report": ""}  # fmt: skip
         wall = time.perf_counter() - t0
         user, system, max_kb = out.read().split()[-3:]
-    return {"wall": wall, "cpu": float(user) + float(system), "rss_mb": int(max_kb) / 1024, "rc": done.returncode}
+        stdout.seek(0)
+        text = stdout.read()
+        written = Path(report).read_text(errors="replace") if os.path.exists(report) else ""
+    return {
+        "wall": wall,
+        "cpu": float(user) + float(system),
+        "rss_mb": int(max_kb) / 1024,
+        "rc": proc.returncode,
+        "stdout": text,
+        "report": written,
+    }
 
 
 def measure(case: str, target: Path, available: dict[str, Callable[[Path], list[str]]], args: argparse.Namespace):
-    runs: dict[str, list[dict[str, float | int | str]]] = {name: [] for name in available}
+    """Each tool once per repetition, in turn; medians, mlgate's paired ratios and the detection count."""
+    commands = {name: make(target) for name, make in available.items()}
+    runs: dict[str, list[dict]] = {name: [] for name, cmd in commands.items() if cmd}
     for _ in range(args.reps):
-        for name, make in available.items():
+        for name in runs:
             if runs[name] and (runs[name][-1]["rc"] == "timeout" or runs[name][-1]["wall"] > args.slow):
                 continue  # one run of a tool this slow is enough to know (keeps the bench short)
-            runs[name].append(run_once(make(target), args.timeout))
+            runs[name].append(run_once(commands[name], args.timeout))
+    labels = labels_of(case, target)
+    bad = {n for n, label in labels.items() if label == "malicious"}
+    good = {n for n, label in labels.items() if label == "benign"}
     rows = []
-    base = statistics.median(r["wall"] for r in runs["mlgate"])  # type: ignore[misc]
     for name, results in runs.items():
-        wall = statistics.median(r["wall"] for r in results)  # type: ignore[misc]
+        # paired: mlgate's run and this tool's run of the same repetition, one after the other
+        pairs = list(zip(runs["mlgate"], results, strict=False))  # a slow tool ran once: its first pair
+        last = results[-1]
+        found = flagged(name, last["stdout"], last["report"], target) if labels and last["rc"] != "timeout" else None
         rows.append(
             {
                 "case": case,
                 "tool": name,
                 "runs": len(results),
-                "wall_s": wall,
-                "cpu_s": statistics.median(r["cpu"] for r in results),  # type: ignore[misc]
-                "peak_mib": statistics.median(r["rss_mb"] for r in results),  # type: ignore[misc]
+                "wall_s": statistics.median(r["wall"] for r in results),
+                "cpu_s": statistics.median(r["cpu"] for r in results),
+                "peak_mib": statistics.median(r["rss_mb"] for r in results),
                 "rc": results[-1]["rc"],
-                "mlgate_ratio": base / wall if wall not in (0, float("inf")) else 0.0,
+                "wall_ratio": statistics.median(_ratio(m["wall"], r["wall"]) for m, r in pairs),
+                "cpu_ratio": statistics.median(_ratio(m["cpu"], r["cpu"]) for m, r in pairs),
+                "detected": f"{len(found & bad)}/{len(bad)}" if found is not None else "",
+                "false_alarms": f"{len(found & good)}/{len(good)}" if found is not None else "",
             }
         )
     return rows
+
+
+def _ratio(mine: float, theirs: float) -> float:
+    return mine / theirs if theirs not in (0, float("inf")) and theirs == theirs else float("nan")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _byte_compile(python: str) -> None:
+    """Byte-compile mlgate when that Python imports it from this checkout (as a wheel install would)."""
+    where = subprocess.run(
+        [python, "-c", "import mlgate.analyzers as m; print(m.__file__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if Path(where).resolve().is_relative_to(REPO):
+        for folder in ("analyzers", "controller"):
+            compileall.compile_dir(REPO / folder, quiet=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,29 +483,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a run is killed")
     parser.add_argument("--slow", type=float, default=10.0, help="a tool whose run took longer runs once")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--mlgate-python", type=Path, help="Python that runs mlgate (default: this one)")
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         inputs = build_inputs(work, args)
-        available = {n: f for n, f in tools(args.peers).items() if f is not None and n not in args.skip}
+        python = str(args.mlgate_python or sys.executable)
+        _byte_compile(python)
+        available = {n: f for n, f in tools(args.peers, python).items() if f is not None and n not in args.skip}
         missing = [n for n, f in tools(args.peers).items() if f is None]
         if missing:
             print(f"not installed in --peers, skipped: {', '.join(missing)}", file=sys.stderr)
         all_rows = []
+        print(f"load average {_load()} at the start; mlgate from {python}")
         print(
-            f"{'case':16} {'tool':16} {'runs':>4} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9} {'rc':>7} {'mlgate/x':>9}"
+            f"{'case':16} {'tool':16} {'runs':>4} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9} {'rc':>7} "
+            f"{'wall m/x':>9} {'cpu m/x':>8} {'det':>7} {'fp':>7}"
         )
         for case, target in inputs.items():
             for row in measure(case, target, available, args):
                 all_rows.append(row)
                 print(
                     f"{row['case']:16} {row['tool']:16} {row['runs']:>4} {row['wall_s']:>8.3f} {row['cpu_s']:>8.3f} "
-                    f"{row['peak_mib']:>9.1f} {row['rc']!s:>7} {row['mlgate_ratio']:>9.2f}",
+                    f"{row['peak_mib']:>9.1f} {row['rc']!s:>7} {row['wall_ratio']:>9.2f} {row['cpu_ratio']:>8.2f} "
+                    f"{row['detected']:>7} {row['false_alarms']:>7}",
                     flush=True,
                 )
         for line in summaries(all_rows):
             print(line)
+        print(f"load average {_load()} at the end")
         if args.json:
             args.json.write_text(json.dumps(all_rows, indent=1))
     finally:

@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.artifact import LEVEL_SEPARATOR
 from mlgate.analyzers.core.policy import Policy, Verdict
-from mlgate.analyzers.core.references import Reference
 from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
 from mlgate.analyzers.signatures import verify_signature
 
-from .resolver import Origin, Resolution, Resolver, default_resolver
+if TYPE_CHECKING:
+    from mlgate.analyzers.core.references import Reference
+
+    from .resolver import Origin, Resolution, Resolver
 
 MAX_DEPENDENCY_DEPTH = 4
 """Dependencies of dependencies are followed this deep (adapter -> base -> code repo is 2)."""
@@ -48,7 +51,7 @@ def scan_target(
     environment). Raises ``OSError`` when ``path`` itself cannot be opened (callers report it as a
     usage error or a failed scan, never as approved).
     """
-    session = _Session(policy, resolver if resolver is not None else default_resolver(), compute_digest=compute_digest)
+    session = _Session(policy, resolver, compute_digest=compute_digest)
     return session.scan(Path(path), label, chain=(), identity=str(Path(path).resolve()))
 
 
@@ -56,7 +59,7 @@ def resolve_dependencies(
     scan: TargetScan, policy: Policy, origin: Origin, resolver: Resolver | None = None
 ) -> list[DependencyReport]:
     """Dependency reports for a scan made elsewhere (an S3 model read in place, an MLflow download)."""
-    session = _Session(policy, resolver if resolver is not None else default_resolver())
+    session = _Session(policy, resolver)
     return session.dependencies(scan, origin, chain=(scan.target,))
 
 
@@ -64,13 +67,26 @@ class _Session:
     """One top-level scan: the resolver, the policy, and dependencies already scanned (by identity)."""
 
     def __init__(
-        self, policy: Policy, resolver: Resolver, max_depth: int = MAX_DEPENDENCY_DEPTH, compute_digest: bool = True
+        self,
+        policy: Policy,
+        resolver: Resolver | None,
+        max_depth: int = MAX_DEPENDENCY_DEPTH,
+        compute_digest: bool = True,
     ) -> None:
         self.policy = policy
         self.compute_digest = compute_digest
-        self.resolver = resolver
+        self._resolver = resolver
         self.max_depth = max_depth
         self.done: dict[str, TargetReport] = {}
+
+    @property
+    def resolver(self) -> Resolver:
+        """The resolver; the default one (hub cache, MLflow and S3 clients) is built on the first reference."""
+        if self._resolver is None:
+            from .resolver import default_resolver
+
+            self._resolver = default_resolver()
+        return self._resolver
 
     def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
         scan = scan_path(
@@ -78,7 +94,11 @@ class _Session:
         )
         signature = verify_signature(path, self.policy.signatures)
         scan.findings.extend(signature.findings)
-        deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))
+        deps: list[DependencyReport] = []
+        if scan.references:  # only a model naming others loads the resolvers
+            from .resolver import Origin
+
+            deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))
         return replace(
             build_report(scan, self.policy, deps), signer=signature.signer, signature_file=signature.signature_file
         )

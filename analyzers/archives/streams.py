@@ -23,10 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
-import lz4.frame
-import zstandard
-
-from ..core.artifact import Opener, SliceStream, read_exact, seek_position
+from ..core.artifact import Opener, read_exact, seek_position
 from ..core.budget import BudgetExceeded, BudgetTracker, MiB
 from ..core.kinds import JOBLIB_ZF_LENGTH, joblib_zf_header
 
@@ -45,16 +42,6 @@ LZ4_MAGIC = b"\x04\x22\x4d\x18"
 
 class CorruptData(OSError):
     """Compressed bytes that do not decode; the victim loader would fail on them too."""
-
-
-class OwnedSlice(SliceStream):
-    """A ``SliceStream`` that closes its base stream when closed (member openers own their base)."""
-
-    def close(self) -> None:
-        try:
-            self._base.close()
-        finally:
-            super().close()
 
 
 class _Decoder(Protocol):
@@ -196,6 +183,9 @@ class _ZstdDecoder:
     """Zstandard frames (several frames are read in sequence, as ``zstd -d`` does)."""
 
     def __init__(self, source: BinaryIO):
+        import zstandard  # loaded with the first zstd stream
+
+        self._error = zstandard.ZstdError
         self._counting = _Counting(source)
         self._reader = zstandard.ZstdDecompressor().stream_reader(
             self._counting, read_size=_IN_CHUNK, read_across_frames=True, closefd=False
@@ -208,7 +198,7 @@ class _ZstdDecoder:
     def read(self, n: int) -> bytes:
         try:
             return self._reader.read(n)
-        except zstandard.ZstdError as exc:
+        except self._error as exc:
             raise CorruptData(f"corrupt zstd data: {exc}") from None
 
     def snapshot(self) -> None:
@@ -255,6 +245,8 @@ JOBLIB_ZF = Codec("joblib-zf", _joblib_zf)
 
 
 def _lz4_decompressor() -> Any:
+    import lz4.frame  # loaded with the first lz4 stream
+
     return lz4.frame.LZ4FrameDecompressor()
 
 

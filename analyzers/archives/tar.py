@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ..core.artifact import Artifact, Opener
+from ..core.artifact import Artifact, Opener, OwnedSlice
 from ..core.budget import BudgetExceeded, MiB
 from ..core.findings import Finding
 from ..core.kinds import Kind
@@ -22,7 +22,6 @@ from ..core.registry import register
 from ..core.walker import MALFORMED, Malformed, ScanContext
 from . import rules
 from .members import TAR, Member, MemberAudit, MemberType, display_name, member_artifact, stop_if_spent
-from .streams import OwnedSlice
 
 MAX_HEADER_READ = 16 * MiB
 """Largest single header read (PAX records, GNU long names) accepted; tarfile would hold it in memory."""

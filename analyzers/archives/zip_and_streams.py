@@ -21,9 +21,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-import lz4.frame
-import zstandard
-
 from ..core.artifact import Artifact, Opener, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding
@@ -306,12 +303,16 @@ def _declared_size(artifact: Artifact, ctx: ScanContext) -> int | None:
         (size,) = struct.unpack("<Q", head[5:13])
         return None if size == (1 << 64) - 1 else size
     if artifact.kind is Kind.ZSTD:
+        import zstandard  # the codecs load with the first stream of their kind
+
         try:
             size = zstandard.frame_content_size(head)
         except zstandard.ZstdError:
             return None
         return size if size >= 0 else None
     if artifact.kind is Kind.LZ4:
+        import lz4.frame
+
         try:
             size = lz4.frame.get_frame_info(head)["content_size"]
         except RuntimeError:

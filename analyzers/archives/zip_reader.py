@@ -21,10 +21,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..core.artifact import SliceStream, read_exact
+from ..core.artifact import OwnedSlice, SliceStream, read_exact
 from ..core.budget import BudgetExceeded, BudgetTracker
 from ..core.walker import Malformed
-from .streams import BZIP2, DEFLATE, ZIP_LZMA, ZSTD, CheckpointIndex, Codec, DecompressedStream, OwnedSlice
+from .streams import BZIP2, DEFLATE, ZIP_LZMA, ZSTD, CheckpointIndex, Codec, DecompressedStream
 
 if TYPE_CHECKING:
     from ..core.artifact import Artifact

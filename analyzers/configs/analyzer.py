@@ -24,7 +24,6 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import ScanContext
-from ..embedded_code.templates import lint_template
 from ..secrets import SECRET_FIELD
 from . import huggingface as config_hf
 from . import hydra as config_hydra
@@ -103,6 +102,8 @@ def analyze_text(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
     elif name == "pickle_module_info.txt":
         yield from config_mlflow.pickle_module_findings(_text(artifact, ctx), artifact.location)
     elif lower.endswith(".jinja"):
+        from ..embedded_code.templates import lint_template  # jinja2 loads with the first template
+
         yield from lint_template(_text(artifact, ctx), artifact.location)
 
 

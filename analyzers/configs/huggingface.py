@@ -25,7 +25,6 @@ from typing import Any
 
 from ..core.findings import Finding, Rule, Severity
 from ..embedded_code.catalogue import is_dangerous_module, under
-from ..embedded_code.templates import lint_template
 from .sites import Site
 
 ENV_IMPORT = Rule(
@@ -118,9 +117,13 @@ def _custom_pipelines(data: dict, site: Site) -> Iterator[Finding]:
 
 def _chat_templates(data: dict, site: Site) -> Iterator[Finding]:
     template = data.get("chat_template")
+    if not isinstance(template, (str, list)):
+        return
+    from ..embedded_code.templates import lint_template  # jinja2 loads with the first template
+
     if isinstance(template, str):
         yield from lint_template(template, site.at("chat_template"))
-    elif isinstance(template, list):
+    else:
         for index, entry in enumerate(template):
             if isinstance(entry, dict) and isinstance(entry.get("template"), str):
                 label = entry.get("name") if isinstance(entry.get("name"), str) else index

@@ -117,6 +117,16 @@ class SliceStream(io.RawIOBase):
         return n
 
 
+class OwnedSlice(SliceStream):
+    """A ``SliceStream`` that closes its base stream when closed (member openers own their base)."""
+
+    def close(self) -> None:
+        try:
+            self._base.close()
+        finally:
+            super().close()
+
+
 class MeteredStream(io.RawIOBase):
     """Charges every byte read to a callback (the target's byte budget) and checks the clock."""
 

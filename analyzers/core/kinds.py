@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 import pickletools
 import re
 import struct
@@ -337,8 +336,13 @@ def _as_text(head: bytes) -> str | None:
         if exc.start < len(head) - 4:  # a multi-byte character cut at the end is fine
             return None
         text = head[: exc.start].decode("utf-8")
+    if text.translate(_TEXT_CONTROLS).isprintable():  # the usual case, decided in C
+        return text or None
     printable = sum(ch.isprintable() or ch in "\r\n\t\ufeff" for ch in text)  # a byte-order mark is text too
     return text if text and printable / len(text) > 0.95 else None
+
+
+_TEXT_CONTROLS = dict.fromkeys(map(ord, "\r\n\t\ufeff"))  # characters text may hold that are not printable
 
 
 # Where a window cut a JSON value short, the parser stops at the cut: "Expecting value" with only the start
@@ -361,6 +365,8 @@ def _json_window(text: str, whole: bool) -> bool:
     """
     if text[:1] not in ("{", "["):
         return False
+    import json  # only a file starting like JSON needs the parser
+
     try:
         json.loads(text)
         return True

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budgets
-from .compat import tomllib
 from .findings import Finding, Severity
 
 
@@ -148,6 +147,8 @@ def load_policy(path: str | Path | None) -> Policy:
     """The default policy, or the one in ``path``; raises ``PolicyError`` with a one-line reason."""
     if path is None:
         return Policy()
+    from .compat import tomllib  # only a policy file needs the TOML parser
+
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:

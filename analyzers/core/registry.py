@@ -116,7 +116,13 @@ def analyzers_for(kind: Kind) -> list[tuple[str, AnalyzerFn]]:
     return sorted(entries, key=lambda entry: _ORDER.get(entry[1].__module__, len(_ORDER)))
 
 
+# Modules that declare rules without registering an analyzer, loaded by the analyzers that use them
+# only when needed (chat templates: jinja2): ``load_all`` imports them so the catalogue is complete.
+RULE_MODULES = ("mlgate.analyzers.embedded_code.templates", "mlgate.analyzers.signatures.verify")
+
+
 def load_all() -> None:
-    """Import every analyzer module, so all their ``register`` calls have run (rule catalogue, tests)."""
-    for module in ANALYZER_MODULES:
+    """Import every analyzer module, so all their ``register`` calls have run and every rule is in the
+    catalogue (rule lists, exceptions, tests)."""
+    for module in (*ANALYZER_MODULES, *RULE_MODULES):
         importlib.import_module(module)

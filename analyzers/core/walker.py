@@ -25,7 +25,6 @@ from typing import BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
-from .digest import FileHasher, manifest_digest
 from .findings import Finding, Rule, Severity
 from .kinds import (
     DATA_KINDS,
@@ -449,6 +448,8 @@ def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, 
     artifacts = [Artifact.from_file(str(file_path), rel) for rel, file_path in files]
     if not options.compute_digest:
         return scan_artifacts(artifacts, ctx, content_hash=None)
+    from .digest import FileHasher  # the hashing threads load only when a digest is asked for
+
     # Hashing runs on threads while the analysis walks the same files (docs/contracts.md §1 ``digest``).
     with FileHasher(dict(files)) as hasher:
         return scan_artifacts(artifacts, ctx, content_hash=lambda artifact: hasher.result(artifact.location))
@@ -486,11 +487,17 @@ def scan_artifacts(
         findings=ctx.findings,
         complete=ctx.complete,
         references=ctx.references,
-        digest=manifest_digest(hashes) if content_hash is not None else "",
+        digest=_manifest_digest(hashes) if content_hash is not None else "",
         duration_s=time.monotonic() - min(started, ctx.tracker.started),
         bytes_read=ctx.tracker.bytes_read,
         members=ctx.tracker.members,
     )
+
+
+def _manifest_digest(hashes: list[tuple[str, str]]) -> str:
+    from .digest import manifest_digest
+
+    return manifest_digest(hashes)
 
 
 def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, Path]]:

@@ -28,7 +28,6 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.references import Reference
 from ..embedded_code.catalogue import is_dangerous_module
 from ..embedded_code.marshal_names import DANGEROUS_NAMES
-from ..savedmodel.paths import classify_path
 
 ANALYZER = "keras"
 MAX_JSON_DEPTH = 256
@@ -240,6 +239,8 @@ class _Walker:
         for key in LOOKUP_FIELDS:
             value = cfg.get(key)
             if isinstance(value, str) and isinstance(class_name, str):
+                from ..savedmodel.paths import classify_path  # protobuf loads only for a lookup path
+
                 risk = classify_path(value)
                 sev = Severity.CRITICAL if risk.reasons else None
                 why = f" ({', '.join(risk.reasons)})" if risk.reasons else ""

@@ -22,9 +22,7 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
-from ..savedmodel import schema
 from .config_walker import ANALYZER, ConfigScan, walk_config
-from .hdf5_reader import read_attrs
 
 MAX_CONFIG_BYTES = 64 << 20  # config.json / metadata.json / HDF5 attribute text
 MAX_BUFFERED_HDF5 = 256 << 20  # an HDF5 stream that cannot seek is buffered up to this size
@@ -123,6 +121,8 @@ def analyze_keras_h5(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
                 raise Malformed("HDF5 member is compressed and too large to read its attributes")
             source, size = io.BytesIO(data), len(data)
         # libhdf5 runs in a child process with a hard deadline (it can hang in C on crafted data)
+        from .hdf5_reader import read_attrs  # loaded with the first HDF5 file, not the first zip
+
         attrs = read_attrs(source, size, list(H5_CONFIG_ATTRS), ctx)
     for key in H5_CONFIG_ATTRS:
         if key not in attrs:
@@ -142,6 +142,8 @@ def analyze_keras_metadata(artifact: Artifact, ctx: ScanContext) -> Iterator[Fin
         data = read_exact(stream, MAX_CONFIG_BYTES * 4 + 1)
     if len(data) > MAX_CONFIG_BYTES * 4:
         raise Malformed("keras_metadata.pb is too large")
+    from ..savedmodel import schema  # protobuf loads with the first keras_metadata.pb, not the first zip
+
     try:
         metadata = schema.parse_binary(schema.SavedMetadata, data)
     except schema.SchemaError as exc:

@@ -7,10 +7,13 @@ it reads the file's bytes over its stdin/stdout pipes from the parent, which
 serves each read from the artifact's stream (charged to the scan's budgets).
 
 Protocol (all integers little-endian): child -> parent: ``H`` once h5py is imported
-(the deadline for reading starts then); parent -> child: the file size (Q) and
-the attribute names as one JSON line. child -> parent: ``R`` offset (Q) length
+(the deadline for reading starts then); parent -> child: the file size (Q), the
+attribute names as one JSON line, and the file's first bytes: a length (I) and the
+bytes (up to ``HEAD_BYTES`` of the parent: a small file whole, so it costs one round
+trip). child -> parent, for each read beyond those bytes: ``R`` offset (Q) length
 (I) for each read, answered by a length (I) and the bytes; finally ``D`` length
-(I) and a JSON object: ``{"attrs": {name: text}}`` or ``{"error": "..."}``.
+(I) and a JSON object: ``{"attrs": {name: text}}`` or ``{"error": "..."}``. The parent may
+then send the next file's size and names; the child ends when its stdin closes.
 This file runs as a script (``python -I hdf5_child.py``) and imports only the
 standard library and h5py.
 """
@@ -27,8 +30,9 @@ from typing import BinaryIO
 class RemoteFile(io.RawIOBase):
     """A read-only, seekable file whose bytes come from the parent over the pipes."""
 
-    def __init__(self, size: int, requests: BinaryIO, replies: BinaryIO) -> None:
+    def __init__(self, size: int, requests: BinaryIO, replies: BinaryIO, head: bytes = b"") -> None:
         super().__init__()
+        self._head = head  # the file's first bytes, sent with the request
         self._size = size
         self._pos = 0
         self._requests = requests
@@ -52,6 +56,10 @@ class RemoteFile(io.RawIOBase):
         want = min(len(buffer), max(0, self._size - self._pos))
         if want == 0:
             return 0
+        if self._pos + want <= len(self._head):
+            buffer[:want] = self._head[self._pos : self._pos + want]
+            self._pos += want
+            return want
         self._requests.write(b"R" + struct.pack("<QI", self._pos, want))
         self._requests.flush()
         (length,) = struct.unpack("<I", _exact(self._replies, 4))
@@ -86,19 +94,25 @@ def main() -> None:
         failure = f"h5py cannot be imported: {exc}"
     requests.write(b"H")  # ready: the parent's deadline for libhdf5 starts now
     requests.flush()
-    (size,) = struct.unpack("<Q", _exact(replies, 8))
-    names = json.loads(replies.readline())
-    result: dict[str, object]
-    try:
-        if h5py is None:
-            raise RuntimeError(failure)
-        with h5py.File(RemoteFile(size, requests, replies), "r") as h5:
-            result = {"attrs": {key: _text(h5.attrs[key]) for key in names if key in h5.attrs}}
-    except Exception as exc:  # noqa: BLE001 - every failure of libhdf5 is reported to the parent
-        result = {"error": f"{type(exc).__name__}: {exc}"}
-    body = json.dumps(result).encode()
-    requests.write(b"D" + struct.pack("<I", len(body)) + body)
-    requests.flush()
+    while True:
+        header = replies.read(8)
+        if len(header) < 8:
+            return  # the parent closed the pipe: no more files
+        (size,) = struct.unpack("<Q", header)
+        names = json.loads(replies.readline())
+        (head_length,) = struct.unpack("<I", _exact(replies, 4))
+        head = _exact(replies, head_length)
+        result: dict[str, object]
+        try:
+            if h5py is None:
+                raise RuntimeError(failure)
+            with h5py.File(RemoteFile(size, requests, replies, head), "r") as h5:
+                result = {"attrs": {key: _text(h5.attrs[key]) for key in names if key in h5.attrs}}
+        except Exception as exc:  # noqa: BLE001 - every failure of libhdf5 is reported to the parent
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        body = json.dumps(result).encode()
+        requests.write(b"D" + struct.pack("<I", len(body)) + body)
+        requests.flush()
 
 
 if __name__ == "__main__":

@@ -9,16 +9,24 @@ deadline passes -- ``Budgets.max_native_seconds`` or the scan's own
 ``max_seconds``, whichever comes first -- the child is killed and the scan
 stops with a budget finding (incomplete). A child that dies or reports a
 libhdf5 error makes the content malformed (incomplete), never clean.
+
+A child that answered is kept (``_IDLE``, at most ``MAX_IDLE``) and serves the next
+HDF5 file of this process, so a folder or a list of Keras models pays Python's and
+h5py's start-up once, not per file; a child that failed, timed out or reported an
+error is stopped and never serves another file. The child is no sandbox (it runs as
+the user, like the scanner); it exists so a deadline can stop libhdf5.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import selectors
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -32,6 +40,8 @@ CHILD_SCRIPT = Path(__file__).with_name("hdf5_child.py")
 STARTUP_SECONDS = 60.0
 """How long the child may take to start and import h5py (content plays no part in it; a loaded
 machine can take seconds). Bounded by the scan's ``max_seconds`` too."""
+HEAD_BYTES = 64 << 10
+"""The first bytes of the file are sent with the request (a small file whole: one round trip to the child)."""
 MAX_REPLY = 64 << 20
 """Largest single read served to the child (libhdf5 reads metadata in small blocks)."""
 
@@ -47,22 +57,16 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
     if problem:  # what libhdf5 answers at once: no child process for content it refuses before parsing
         raise Malformed(f"HDF5 file could not be opened: {problem}")
     budgets = ctx.tracker.budgets
-    proc = subprocess.Popen(
-        child_command(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-    )
     native_deadline = deadline = 0.0
+    reader: _Reader | None = None
     try:
-        _await_ready(proc, min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline))
+        reader = _take(min(time.monotonic() + STARTUP_SECONDS, ctx.tracker.deadline))
         native_deadline = time.monotonic() + budgets.max_native_seconds
         deadline = min(native_deadline, ctx.tracker.deadline)
-        result = _serve(proc, stream, size, names, deadline)
+        result = _serve(reader.proc, stream, size, names, deadline)
     except TimeoutError:
-        proc.kill()
-        proc.wait()
+        if reader is not None:
+            reader.close()
         if deadline and deadline == native_deadline:
             raise BudgetExceeded(
                 "max_native_seconds",
@@ -70,22 +74,92 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
                 "its reader was stopped",
             ) from None
         raise BudgetExceeded("max_seconds", f"scan took longer than {budgets.max_seconds:g} s") from None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
+    except BaseException:
+        if reader is not None:
+            reader.close()  # mid-answer or dead: it serves no other file
+        raise
+    if "error" in result:
+        reader.close()  # libhdf5 failed on this file: a fresh child reads the next one
+        raise Malformed(f"HDF5 file could not be opened: {result['error']}")
+    _give_back(reader)
+    attrs = result.get("attrs")
+    if not isinstance(attrs, dict):
+        raise Malformed("HDF5 reader returned no attributes")
+    return {str(k): str(v) for k, v in attrs.items()}
+
+
+MAX_IDLE = 4
+"""Answered children kept for the next file (one per scanning thread is enough)."""
+_IDLE: list[_Reader] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def _take(deadline: float) -> _Reader:
+    """An idle child of this process, or a new one (ready: h5py imported)."""
+    with _IDLE_LOCK:
+        reader = _IDLE.pop() if _IDLE else None
+    if reader is not None and reader.proc.poll() is None:
+        return reader
+    if reader is not None:
+        reader.close()
+    return _Reader(deadline)
+
+
+def _give_back(reader: _Reader) -> None:
+    with _IDLE_LOCK:
+        if len(_IDLE) < MAX_IDLE:
+            _IDLE.append(reader)
+            return
+    reader.close()
+
+
+def close_idle() -> None:
+    """Stop the idle children (at exit; a forked process forgets its parent's instead)."""
+    with _IDLE_LOCK:
+        idle = _IDLE[:]
+        _IDLE.clear()
+    for reader in idle:
+        reader.close()
+
+
+def _forget_after_fork() -> None:
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()
+    _IDLE.clear()  # the parent's children are not the fork's to use
+
+
+atexit.register(close_idle)
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+class _Reader:
+    """The h5py child process of one target: started once, ready when it has imported h5py."""
+
+    def __init__(self, deadline: float) -> None:
+        self.proc = subprocess.Popen(
+            child_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        try:
+            _await_ready(self.proc, deadline)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the child (closing its stdin ends a waiting child; a busy one is killed)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 try:
                     pipe.close()
                 except OSError:
                     pass
-    if "error" in result:
-        raise Malformed(f"HDF5 file could not be opened: {result['error']}")
-    attrs = result.get("attrs")
-    if not isinstance(attrs, dict):
-        raise Malformed("HDF5 reader returned no attributes")
-    return {str(k): str(v) for k, v in attrs.items()}
 
 
 _SIZES = frozenset({2, 4, 8, 16, 32})  # sizes of offsets and lengths libhdf5 accepts in a superblock
@@ -128,7 +202,10 @@ def _serve(proc: subprocess.Popen[bytes], stream: BinaryIO, size: int, names: li
     os.set_blocking(in_fd, False)
     pending = bytearray()
     with selectors.DefaultSelector() as sel:
-        _send(sel, in_fd, struct.pack("<Q", size) + json.dumps(names).encode() + b"\n", deadline)
+        stream.seek(0)
+        head = read_exact(stream, min(size, HEAD_BYTES))
+        request = struct.pack("<Q", size) + json.dumps(names).encode() + b"\n" + struct.pack("<I", len(head))
+        _send(sel, in_fd, request + head, deadline)
         while True:
             if pending[:1] == b"R" and len(pending) >= 13:
                 offset, length = struct.unpack("<QI", pending[1:13])

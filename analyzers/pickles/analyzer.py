@@ -37,17 +37,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
-from ..archives.streams import OwnedSlice
-from ..core.artifact import Artifact, read_exact
+from ..core.artifact import Artifact, OwnedSlice, read_exact
 from ..core.budget import BudgetExceeded, MiB
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, sniff
 from ..core.registry import Probe, register, register_probe
 from ..core.walker import Malformed, ScanContext
 from ..embedded_code.marshal_names import CodeInfo, dangerous_code_names, parse_code
-from .evidence import risky_text
-from .fx_code import fx_source_problem
-from .joblib_arrays import inline_data
 from .names import KNOWN_NAMES, Resolution, Tier, classify
 from .packs import ANALYZER, CATEGORY_RULES, Behaviour, Category
 from .pytorch import StreamPlan, stream_plan
@@ -381,6 +377,8 @@ class _Listener(Events):
                 if type(literal) is bytes:
                     literal = literal[:4096].decode("latin-1")
                 if type(literal) is str:
+                    from .evidence import risky_text  # loaded by the first call a pack does not allow
+
                     why = risky_text(literal)
                     if why:
                         return why
@@ -478,6 +476,8 @@ class _Listener(Events):
         if type(code) is not str or type(imports) is not str:
             problem = "its source is not literal text this scan can read"
         else:
+            from .fx_code import fx_source_problem
+
             problem = fx_source_problem(imports, code)
         if problem:
             shown = f": {render(code, 160)}" if type(code) is str else ""
@@ -586,6 +586,8 @@ class _Listener(Events):
             if res.tier is not Tier.ALLOWED:
                 self._record(res, func, shape, payload, None, offset)
             elif res.behaviour is Behaviour.ARRAY_WRAPPER and shape == "BUILD":
+                from .joblib_arrays import inline_data  # joblib pickles only
+
                 directive = inline_data(payload)
                 if directive is None:
                     self._anomaly(

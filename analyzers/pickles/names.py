@@ -92,26 +92,29 @@ def _globs(text: str) -> re.Pattern[str]:
     return re.compile("|".join(fnmatch.translate(g) for g in text.split()))
 
 
+def _roots(pattern: Pattern) -> tuple[str, ...]:
+    return tuple(g.split("*", 1)[0].rstrip(".") for g in pattern.modules.split())
+
+
 def _compile(pattern: Pattern) -> _CompiledPattern:
-    roots = tuple(g.split("*", 1)[0].rstrip(".") for g in pattern.modules.split())
     return _CompiledPattern(
         _globs(pattern.modules),
         _globs(pattern.exclude) if pattern.exclude else None,
         re.compile(pattern.names),
         pattern.reason,
-        roots,
+        _roots(pattern),
     )
 
 
 def _build() -> tuple[
-    dict[tuple[str, str], str], list[_CompiledPattern], dict[str, Category], dict[str, list[tuple[str, Category]]]
+    dict[tuple[str, str], str], list[Pattern], dict[str, Category], dict[str, list[tuple[str, Category]]]
 ]:
     exact: dict[tuple[str, str], str] = {}
-    subtree: list[_CompiledPattern] = []
+    subtree: list[Pattern] = []
     entries: list[Allow | Pattern] = [e for pack in PACKS for e in pack.entries] + list(PURE_DECODERS)
     for entry in entries:
         if isinstance(entry, Pattern):
-            subtree.append(_compile(entry))
+            subtree.append(entry)
         else:
             for name in entry.names:
                 exact.setdefault((entry.module, name), entry.reason)
@@ -125,11 +128,23 @@ def _build() -> tuple[
     return exact, subtree, whole, named
 
 
-_ALLOW_EXACT, _ALLOW_SUBTREE, _DENY_WHOLE, _DENY_NAMED = _build()
+_ALLOW_EXACT, _ALLOW_PATTERNS, _DENY_WHOLE, _DENY_NAMED = _build()
 _DENY_NOTES = {d.module: d.note for d in DENIED if d.note and d.names is None}
 _DENY_NAME_NOTES = {(d.module, n): d.note for d in DENIED if d.note and d.names is not None for n in d.names}
-_DENY_PATTERNS = tuple((_globs(d.modules), re.compile(d.names), d.category) for d in DENIED_PATTERNS)
-_DENY_PATTERN_NOTES = tuple((_globs(d.modules), re.compile(d.names), d.note) for d in DENIED_PATTERNS)
+
+
+# The pattern entries are compiled on first use: most pickles name only exact entries, and compiling
+# every glob and name pattern would cost more than the rest of the module's import.
+@lru_cache(maxsize=1)
+def _allow_subtree() -> tuple[_CompiledPattern, ...]:
+    return tuple(_compile(p) for p in _ALLOW_PATTERNS)
+
+
+@lru_cache(maxsize=1)
+def _deny_patterns() -> tuple[tuple[re.Pattern[str], re.Pattern[str], Category, str], ...]:
+    return tuple((_globs(d.modules), re.compile(d.names), d.category, d.note) for d in DENIED_PATTERNS)
+
+
 _KNOWN_TOP = (
     frozenset(sys.stdlib_module_names) | {m.split(".")[0] for m in _DENY_WHOLE} | {m.split(".")[0] for m in _DENY_NAMED}
 )
@@ -141,7 +156,7 @@ KNOWN_NAMES = (
         for module, names in [(m, ()) for m in _DENY_WHOLE]
         + [(m, [n for n, _ in v]) for m, v in _DENY_NAMED.items()]
         + [(m, [n]) for m, n in _ALLOW_EXACT]
-        + [(root, ()) for p in _ALLOW_SUBTREE for root in p.roots]
+        + [(root, ()) for p in _ALLOW_PATTERNS for root in _roots(p)]
         for part in [module, *module.split("."), *names, *(p for n in names for p in n.split("."))]
     )
     | _STDLIB
@@ -173,7 +188,7 @@ def denied(module: str, name: str) -> Category | None:
     for denied_name, category in _DENY_NAMED.get(module, ()):
         if name == denied_name or name.startswith(denied_name + "."):
             return category
-    for modules, names, category in _DENY_PATTERNS:
+    for modules, names, category, _ in _deny_patterns():
         if modules.fullmatch(module) and names.fullmatch(name.split(".", 1)[0]):
             return category
     if "." in name:
@@ -188,7 +203,7 @@ def allowed(module: str, name: str) -> str | None:
         return reason
     if not name or "." in name or _TEST_MODULES.search(module):
         return None  # patterns never reach a library's test helpers
-    for pattern in _ALLOW_SUBTREE:
+    for pattern in _allow_subtree():
         if (
             pattern.modules.fullmatch(module)
             and not (pattern.exclude is not None and pattern.exclude.fullmatch(module))
@@ -275,7 +290,7 @@ def _note(module: str, name: str = "") -> str:
     note = _DENY_NAME_NOTES.get((module, name.split(".", 1)[0]))
     if note:
         return note
-    for modules, names, text in _DENY_PATTERN_NOTES:
+    for modules, names, _, text in _deny_patterns():
         if modules.fullmatch(module) and names.fullmatch(name.split(".", 1)[0]):
             return text
     for prefix in _prefixes(module):

@@ -17,8 +17,7 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ..archives.streams import OwnedSlice
-from ..core.artifact import Artifact, read_exact
+from ..core.artifact import Artifact, OwnedSlice, read_exact
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register

@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import re
 import struct
-import tarfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from ..archives.members import display_name
-from ..archives.zip_and_streams import ZipEntry, open_zip_member
-from ..archives.zip_reader import zip_directory
 from ..core.artifact import LEVEL_SEPARATOR, Artifact, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding, Rule, Severity
@@ -35,6 +31,9 @@ from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
 from .packs import SAFE_TORCHSCRIPT_NAMESPACES
 from .vm import Global, PickleVM
+
+if TYPE_CHECKING:
+    from ..archives.zip_and_streams import ZipEntry
 
 ANALYZER = "pytorch"
 
@@ -223,6 +222,8 @@ def torch_root(entries: list[ZipEntry]) -> str | None:
 @register(Kind.ZIP, "pytorch")
 def analyze_torch_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     """Torch-specific checks on a zip whose layout is a torch archive (the zip walker scans members)."""
+    from ..archives.zip_reader import zip_directory  # the zip readers load with the first zip, not a pickle
+
     with ctx.open(artifact) as stream:
         tracker = ctx.tracker
         try:
@@ -240,6 +241,8 @@ def analyze_torch_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]
 
 def _member_locations(artifact: Artifact, entries: list[ZipEntry]) -> list[str]:
     """Each entry's location as the zip walker names it (later copies of a name carry ``#n``)."""
+    from ..archives.members import display_name
+
     copies: dict[str, int] = {}
     out = []
     for entry in entries:
@@ -272,6 +275,8 @@ def _duplicate_records(artifact: Artifact, entries: list[ZipEntry], root: str) -
 def _torchscript_ops(
     artifact: Artifact, stream: BinaryIO, entries: list[ZipEntry], root: str, ctx: ScanContext
 ) -> Iterator[Finding]:
+    from ..archives.zip_and_streams import open_zip_member
+
     prefix = f"{root}/code/" if root else "code/"
     locations = _member_locations(artifact, entries)
     for i, entry in enumerate(entries):
@@ -297,6 +302,10 @@ def _torchscript_ops(
 @register(Kind.TAR, "pytorch")
 def analyze_legacy_tar(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     """Recognise the legacy tar torch format from its first member names (headers only)."""
+    import tarfile
+
+    from ..archives.members import display_name
+
     names: set[str] = set()
     with ctx.open(artifact) as stream:
         cheap_skips = artifact.size is not None  # no size: a decoded stream, skipped only by decoding it

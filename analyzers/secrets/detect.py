@@ -2,7 +2,8 @@
 metadata, shipped code, templates, text members): what a model would leak or phone home to.
 
 Patterns come from detect-secrets (its plugins, instantiated here so scans in parallel threads
-share no global settings) plus the ML kinds in ``plugins``. Generic high-entropy strings count only
+share no global settings) plus the ML kinds in ``plugins``; a string with none of their shapes
+(``shapes``) is settled without loading detect-secrets. Generic high-entropy strings count only
 in a field whose name says it holds a secret (``token``, ``password``, ``api_key``...), so hashes,
 commit ids and vocabularies stay quiet. A secret is never repeated: findings carry its kind, its
 first four characters and a sha256 fingerprint (``fingerprint``), and ``redact`` scrubs the value
@@ -15,15 +16,13 @@ from (``file``, ``ftp``, ``gopher``, ``smb``, ``ldap``, ``dict``, ``telnet``) is
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import re
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..core.findings import Finding, Rule, Severity
+from .shapes import has_secret_shape
 
 AREA = "secrets"
 AWS = Rule("MLG-SEC-001", Severity.HIGH, "AWS access key in the model", AREA)
@@ -102,6 +101,8 @@ class Secret:
 
 def fingerprint(value: str) -> str:
     """``sha256:`` + 16 hex digits of ``value``: enough to recognise it, useless to recover it."""
+    import hashlib  # only a scan that found a secret needs it
+
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
@@ -133,7 +134,7 @@ def find_secrets(text: str, field: str = "") -> list[Secret]:
     """The secrets in ``text`` (one extracted string); ``field`` is its key or attribute name, if any."""
     text = text[:_MAX_TEXT]
     found: dict[str, Secret] = {}
-    for plugin in _detectors():
+    for plugin in _detectors() if has_secret_shape(text) else ():
         rule = _PLUGIN_RULES.get(type(plugin).__name__, SERVICE)
         for value in plugin.analyze_string(text):
             value = value if isinstance(value, str) else str(value)
@@ -186,11 +187,15 @@ def _secret_finding(location: str, secret: Secret, field: str) -> Finding:
 
 def network_findings(location: str, text: str, field: str = "") -> Iterator[Finding]:
     """Info for each URL a loader-read string names; medium for raw IPs and risky schemes."""
+    if "://" not in text:  # every match holds it; the pattern itself starts with a character class (slow)
+        return
+    from urllib.parse import urlsplit
+
     seen: set[str] = set()
     for match in _URL.finditer(text[:_MAX_TEXT]):
         run, rest = match.group(1).lower(), match.group(2)
         scheme = next((s for s in _KNOWN_SCHEMES if run.endswith(s)), run)
-        host = urllib.parse.urlsplit(f"{scheme}://{rest}").hostname or ""
+        host = urlsplit(f"{scheme}://{rest}").hostname or ""
         key = f"{scheme}://{host}"
         if key in seen:
             continue
@@ -206,6 +211,8 @@ def network_findings(location: str, text: str, field: str = "") -> Iterator[Find
 
 
 def _is_ip(host: str) -> bool:
+    import ipaddress
+
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

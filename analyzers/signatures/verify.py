@@ -25,8 +25,6 @@ runs only on models that carry a signature or where the policy asks for one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -179,6 +177,8 @@ class _Text:
 
 
 def _bundle_of(raw: bytes) -> tuple[Any, bool]:
+    import json
+
     from model_signing._signing import sign_sigstore, sign_sigstore_pb
 
     data = json.loads(raw)
@@ -190,6 +190,8 @@ def _bundle_of(raw: bytes) -> tuple[Any, bool]:
 
 def _signed_manifest(signature: Any, keyless: bool) -> Any:
     """The manifest inside the bundle's DSSE payload, not yet trusted (integrity checks only)."""
+    import json
+
     from model_signing._signing import signing
 
     envelope = signature.bundle._inner.dsse_envelope if keyless else signature.bundle.dsse_envelope
@@ -272,6 +274,8 @@ def _verifies(verifier: Any, signature: Any) -> bool:
 
 def _key_hash(path: Path) -> str:
     """The key hint model_signing writes: sha256 of the PEM SubjectPublicKeyInfo."""
+    import hashlib
+
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_public_key(path.read_bytes())

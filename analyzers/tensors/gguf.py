@@ -23,7 +23,6 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
-from ..embedded_code.templates import lint_template
 
 TENSORS = Rule("MLG-GGUF-001", Severity.HIGH, "GGUF tensor table is inconsistent (parser-exploit shape)", "gguf")
 LIMITS = Rule("MLG-GGUF-002", Severity.MEDIUM, "GGUF metadata exceeds mlgate's parsing limits", "gguf", incomplete=True)
@@ -196,6 +195,8 @@ def _parse(reader: _Reader, artifact: Artifact) -> Iterator[Finding]:
         value_at = reader.pos
         if value_type == _STRING and (key == TEMPLATE_KEY or key.startswith(TEMPLATE_KEY + ".")):
             template = reader.string(MAX_STRING, key)
+            from ..embedded_code.templates import lint_template  # jinja2 loads with the first template
+
             yield from lint_template(template, f"{artifact.at(value_at)}#{key}")
         elif value_type == _STRING and ctx is not None:  # metadata text: secrets, where the model phones home
             value = reader.string(MAX_STRING, key)

@@ -4,20 +4,22 @@ Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
 which registers its arguments and sets ``func`` (returns the exit status).
 Only the module of the subcommand being run is imported (``mlgate scan`` never
 loads the controller, MLflow or boto3); the full list is built for help and for
-an unknown command's error message.
+an unknown command's error message. A bare ``mlgate --version`` is answered
+before argparse and logging are imported.
 Errors meant for people are raised as ``UsageError`` and printed as one line
 with exit status 2; nothing reaches the user as a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mlgate.analyzers import __version__
+
+if TYPE_CHECKING:
+    import argparse
 
 COMMANDS: dict[str, str] = {  # subcommand -> the module that defines it, in help order
     "scan": "mlgate.controller.cli.scan",
@@ -40,6 +42,9 @@ class UsageError(Exception):
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` given, only the subcommand it names is loaded (all of them otherwise)."""
+    import argparse
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="mlgate",
         description="Statically scan ML models and gate their promotion. Never executes model content.",
@@ -66,6 +71,11 @@ def _needed_commands(argv: Sequence[str] | None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--version"]:
+        print(f"mlgate {__version__}")
+        return EXIT_OK
+    import logging
+
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(

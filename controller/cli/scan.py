@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_policy
-from mlgate.analyzers.core.report import TargetReport
 
 from ..config.environment import colour_allowed
 from ..formats import FORMATS, render
@@ -24,6 +23,9 @@ from ..scanning import scan_target
 from .main import EXIT_OK, EXIT_QUARANTINED, UsageError
 from .progress import Progress
 from .targets import TargetError, check_reference, is_reference, scan_reference
+
+if TYPE_CHECKING:
+    from mlgate.analyzers.core.report import TargetReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -94,6 +96,8 @@ def scan_all(
                 reports.append(_scan_one(path, policy, digest))
                 progress.advance(path)
             return reports
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
         results: dict[int, TargetReport] = {}
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
             futures = {pool.submit(_scan_one, path, policy, digest): i for i, path in enumerate(paths)}

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from mlgate.analyzers.core.policy import Policy
-from mlgate.analyzers.core.references import Reference, RefKind
-from mlgate.analyzers.core.report import TargetReport
-
-from ..resolver import Origin, Resolver, ResolverRegistry, default_resolver
 from ..scanning import scan_target
+
+if TYPE_CHECKING:
+    from mlgate.analyzers.core.policy import Policy
+    from mlgate.analyzers.core.report import TargetReport
+
+    from ..resolver import Resolver
 
 log = logging.getLogger("mlgate.cli")
 
@@ -60,6 +62,10 @@ def scan_reference(
 
     ``compute_digest`` hashes downloaded artifacts for the digest; an S3 model's digest comes from
     its ETags (no hashing), so it is always filled."""
+    from mlgate.analyzers.core.references import Reference, RefKind
+
+    from ..resolver import Origin, default_resolver
+
     check_reference(target)
     registry = resolver if resolver is not None else default_resolver()
     if target.startswith("s3://"):
@@ -82,6 +88,9 @@ def scan_reference(
 
 
 def _scan_s3(target: str, policy: Policy, registry: Resolver) -> TargetReport:
+    from mlgate.analyzers.core.references import RefKind
+
+    from ..resolver import ResolverRegistry
     from ..s3.grouping import S3Model
     from ..s3.reader import ReadSession
     from ..s3.scan import scan_model

@@ -1,28 +1,33 @@
 """Report formats for ``mlgate scan``: text for people, JSON (the contract), SARIF 2.1.0.
 
 Each format is a function ``(reports, colour) -> str``; ``FORMATS`` maps the
-``--format`` name to it.
+``--format`` name to it, and only the format asked for is imported.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from mlgate.analyzers.core.report import TargetReport
+if TYPE_CHECKING:
+    from mlgate.analyzers.core.report import TargetReport
 
-from .json_report import render_json
-from .sarif import render_sarif
-from .text import render_text
+Formatter = Callable[["list[TargetReport]", bool], str]
 
-Formatter = Callable[[list[TargetReport], bool], str]
-
-FORMATS: dict[str, Formatter] = {
-    "text": render_text,
-    "json": render_json,
-    "sarif": render_sarif,
+FORMATS: dict[str, str] = {  # --format name -> "module:function", imported only when chosen
+    "text": "text:render_text",
+    "json": "json_report:render_json",
+    "sarif": "sarif:render_sarif",
 }
+
+
+def formatter(name: str) -> Formatter:
+    """The function rendering the named format."""
+    module, _, function = FORMATS[name].partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
 
 
 def render(name: str, reports: list[TargetReport], colour: bool = False) -> str:
     """Render ``reports`` in the named format."""
-    return FORMATS[name](reports, colour)
+    return formatter(name)(reports, colour)

@@ -80,3 +80,37 @@ def test_benign_hdf5_still_read_in_the_child() -> None:
     benign = Path(__file__).resolve().parents[1] / "fixtures" / "keras_tf" / "keras" / "benign_k3.h5"
     report = scan_target(benign, Policy(budgets=Budgets(max_native_seconds=DEADLINE)))
     assert report.verdict is Verdict.APPROVED and report.scan_complete
+
+
+def test_one_reader_child_serves_many_files_and_a_hang_does_not_poison_the_next(tmp_path: Path, monkeypatch) -> None:
+    """The h5py child that answered serves the next HDF5 file (start-up paid once per process, across
+    targets too), except after a failure: the child killed at the deadline is replaced, and the files
+    after it are still read."""
+    from mlgate.analyzers.keras import hdf5_reader
+
+    hdf5_reader.close_idle()
+    keras = Path(__file__).resolve().parents[1] / "fixtures" / "keras_tf" / "keras"
+    (tmp_path / "a_hang.h5").write_bytes(HANG_FILES[0].read_bytes())
+    (tmp_path / "b_evil.h5").write_bytes((keras / "evil_lambda_k3.h5").read_bytes())
+    (tmp_path / "c_benign.h5").write_bytes((keras / "benign_k3.h5").read_bytes())
+    (tmp_path / "d_evil.h5").write_bytes((keras / "evil_lambda_k3.h5").read_bytes())
+    started = []
+    real_popen = hdf5_reader.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(hdf5_reader.subprocess, "Popen", popen)
+    report = scan_target(tmp_path, Policy(budgets=Budgets(max_native_seconds=DEADLINE)))
+    again = scan_target(tmp_path / "d_evil.h5", Policy())  # another target: the same child
+    rules = {(f.location.split(":")[0], f.rule) for f in report.findings}
+    assert ("a_hang.h5", "MLG-CORE-002") in rules
+    assert {("b_evil.h5", "MLG-KER-001"), ("d_evil.h5", "MLG-KER-001")} <= rules
+    assert not any(loc == "c_benign.h5" for loc, _ in rules)
+    assert [f.rule for f in again.findings] == ["MLG-KER-001"]
+    assert len(started) == 2  # the hung child, then one child for b, c, d and the second target
+    assert started[0].poll() is not None  # the hung one was stopped
+    hdf5_reader.close_idle()
+    assert all(proc.poll() is not None for proc in started)

@@ -1,0 +1,88 @@
+"""What ``mlgate`` imports to scan one plain pickle, and to print its version (issue 19: start-up).
+
+Start-up is most of the cost of scanning a small file, and an import added at the top of a module
+on that path costs every scan. These tests pin the path: modules a pickle scan must not load (what
+other formats, other subcommands, references and policy files need), a budget of modules, and an
+almost empty ``--version``. A new import on the path fails here with the module named; make it
+lazy (imported where it is used) or, if a pickle scan really needs it, raise the budget here.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+FORBIDDEN_IN_PICKLE_SCAN = (
+    # secrets: detect-secrets and requests load only for a string with a token's shape
+    "detect_secrets",
+    "requests",
+    "urllib3",
+    "http.client",
+    "ssl",
+    "socket",
+    "email",
+    # --jobs, references, other formats, policy files
+    "multiprocessing",
+    "concurrent.futures.process",
+    "subprocess",
+    "tarfile",
+    "zipfile",
+    "zstandard",
+    "lz4",
+    "py7zr",
+    "tomllib",
+    "mlgate.controller.resolver",
+    "mlgate.controller.s3",
+    "mlgate.controller.mlflow",
+    "mlgate.controller.config.settings",
+    "mlgate.controller.formats.sarif",
+    "mlgate.controller.formats.text",
+    "mlgate.analyzers.archives",
+    "mlgate.analyzers.configs",
+    "mlgate.analyzers.core.digest",
+    "mlgate.analyzers.pickles.fx_code",
+    "mlgate.analyzers.pickles.joblib_arrays",
+)
+MLGATE_MODULE_BUDGET = 40  # 38 when this was written
+ALL_MODULE_BUDGET = 105  # modules beyond the interpreter's own start-up; 90 when this was written
+
+
+def _modules_after(argv: list[str]) -> tuple[list[str], list[str], str]:
+    """(modules ``mlgate argv`` loaded, in order of name; modules of a bare interpreter; its stdout)."""
+    code = (
+        "import sys, io, contextlib, json\n"
+        "before = set(sys.modules)\n"
+        "from mlgate.controller.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    main({argv!r})\n"
+        "print(json.dumps([sorted(set(sys.modules) - before), out.getvalue()]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded, stdout = json.loads(done.stdout)
+    return loaded, [m for m in loaded if m == "mlgate" or m.startswith("mlgate.")], stdout
+
+
+def _under(module: str, names: tuple[str, ...]) -> bool:
+    return any(module == n or module.startswith(n + ".") for n in names)
+
+
+def test_a_pickle_scan_loads_only_the_pickle_path(tmp_path) -> None:
+    model = tmp_path / "model.pkl"
+    model.write_bytes(pickle.dumps({"weights": [0.5, 0.25], "classes": ["tok0", "tok1"], "act": "gelu"}))
+    loaded, ours, stdout = _modules_after(["scan", str(model), "--format", "json", "--no-progress"])
+    assert json.loads(stdout)["targets"][0]["verdict"] == "approved"  # the scan did run
+    assert "mlgate.analyzers.pickles.vm" in ours
+    assert [m for m in loaded if _under(m, FORBIDDEN_IN_PICKLE_SCAN)] == []
+    assert len(ours) <= MLGATE_MODULE_BUDGET, ours
+    assert len(loaded) <= ALL_MODULE_BUDGET, loaded
+
+
+def test_version_imports_almost_nothing() -> None:
+    loaded, ours, stdout = _modules_after(["--version"])
+    assert stdout.startswith("mlgate ")
+    assert set(ours) <= {"mlgate", "mlgate.analyzers", "mlgate.controller", "mlgate.controller.cli",
+                         "mlgate.controller.cli.main"}  # fmt: skip
+    assert "argparse" not in loaded and "logging" not in loaded
