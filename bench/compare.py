@@ -320,7 +320,7 @@ def tools(peers: Path | None, python: str = sys.executable) -> dict[str, Callabl
     out["zip dir + data.pkl"] = lambda p: [sys.executable, "-c", _MIN_ZIP, str(p)] if p.suffix == ".pt" else ["true"]
     if shutil.which("sha256sum"):  # the digest's yardstick: compare with the "mlgate --digest" row
         out["sha256sum"] = lambda p: ["sha256sum", str(p)] if p.is_file() else ["true"]
-    bindir = peers / "bin" if peers else None
+    bindir = peers.absolute() / "bin" if peers else None
 
     def peer(exe: str, build: Callable[[str, Path], list[str]]) -> Callable[[Path], list[str]] | None:
         if bindir is None or not (bindir / exe).exists():
@@ -391,6 +391,7 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
             stdout=stdout,
             stderr=subprocess.DEVNULL,
             env=env,
+            cwd=tmp,  # tools that drop files in their working folder (fickling's safety_results.json) drop them here
             start_new_session=True,  # its own process group: a timeout stops the tool's workers too
         )
         try:
@@ -485,11 +486,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--mlgate-python", type=Path, help="Python that runs mlgate (default: this one)")
     args = parser.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-compare-"))
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="mlgate-compare-"))).absolute()  # tools run elsewhere
     work.mkdir(parents=True, exist_ok=True)
     try:
         inputs = build_inputs(work, args)
-        python = str(args.mlgate_python or sys.executable)
+        python = str(args.mlgate_python.absolute() if args.mlgate_python else sys.executable)
         _byte_compile(python)
         available = {n: f for n, f in tools(args.peers, python).items() if f is not None and n not in args.skip}
         missing = [n for n, f in tools(args.peers).items() if f is None]
