@@ -123,6 +123,7 @@ def build_controller(
         poll_interval=config.mlflow.poll_interval_seconds,
         http=http,
         leadership=leadership,
+        state_dir=config.state_path,
     )
     receiver = None
     if http is not None and mlflow_source is not None and config.webhook.enabled and config.webhook.secret:
@@ -201,14 +202,6 @@ def _seed_demo(controller: Controller, config: ControllerConfig) -> None:
         raise UsageError(f"could not seed the demo registry at {config.tracking_uri}: {exc}") from None
 
 
-@dataclass
-class _ElectedLeadership:
-    leading: Any  # threading.Event set by the Elector while this replica holds the Lease
-
-    def is_leader(self) -> bool:
-        return bool(self.leading.is_set())
-
-
 def _run_once(controller: Controller, timeout: float, out: TextIO, err: TextIO | None = None) -> int:
     """One pass over every source; exit 0 only when every version and object carries a verdict."""
     runtime = controller.runtime
@@ -279,25 +272,25 @@ def _print_metrics(out: TextIO) -> None:
 
 def _serve(controller: Controller, leader_elect: bool) -> int:
     runtime = controller.runtime
-    stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
         runtime.request_stop()
 
     signal.signal(signal.SIGTERM, stop)
+    shards = None
     if leader_elect:
-        from ..runtime.leader import Elector, LeaderElectionError, LeaderSettings, exit_process
+        # One Lease per shard (one shard: the single leader's Lease); losing one stops that shard's
+        # work, not the process (controller/runtime/shards.py explains why).
+        from ..runtime.leader import LeaderElectionError, LeaderSettings
+        from ..runtime.shards import LeasedShards
 
         try:
-            elector = Elector(
-                LeaderSettings.from_env(), lead=runtime.wait, on_lost=lambda: None if stopping else exit_process()
-            )
+            settings = LeaderSettings.from_env()
+            shards = LeasedShards(settings, settings.shards)
+            runtime.leadership = shards
+            shards.start()
         except LeaderElectionError as exc:
             raise UsageError(str(exc)) from None
-        runtime.leadership = _ElectedLeadership(elector.leading)
-        elector.start()
     runtime.start()  # also starts the event consumers (S3 -> SQS) of every source, on every replica
     if runtime.http is not None:
         log.info("serving /metrics, /healthz, /readyz", extra=fields(url=runtime.http.url))
@@ -306,6 +299,7 @@ def _serve(controller: Controller, leader_elect: bool) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stopping = True
         runtime.stop()
+        if shards is not None:
+            shards.stop()  # after the workers: release the Leases so the shards move at once
     return EXIT_OK

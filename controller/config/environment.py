@@ -14,7 +14,7 @@ Variables read:
   ``HF_HUB_CACHE`` / ``HF_HOME`` / ``XDG_CACHE_HOME`` (the Hugging Face hub cache);
 * admission server defaults: ``MLGATE_TLS_CERT``, ``MLGATE_TLS_KEY``, ``MLGATE_ADMISSION_POLICY``;
 * leader election: ``POD_NAMESPACE``, ``POD_NAME`` (or ``HOSTNAME``), ``MLGATE_LEASE_NAME``,
-  ``MLGATE_LEASE_DURATION``, ``MLGATE_RENEW_DEADLINE``, ``MLGATE_RETRY_PERIOD``;
+  ``MLGATE_LEASE_DURATION``, ``MLGATE_RENEW_DEADLINE``, ``MLGATE_RETRY_PERIOD``, ``MLGATE_SHARDS``;
 * output: ``NO_COLOR``.
 
 Variables set (only when unset, for the libraries mlgate drives): the MLflow client's retry,
@@ -101,6 +101,7 @@ def lease_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         "lease_duration": "MLGATE_LEASE_DURATION",
         "renew_deadline": "MLGATE_RENEW_DEADLINE",
         "retry_period": "MLGATE_RETRY_PERIOD",
+        "shards": "MLGATE_SHARDS",
     }
     return {field: env[var] for field, var in names.items() if env.get(var)}
 

@@ -35,6 +35,12 @@ one write per tag. Registry calls go through MLflow's registry client (``registr
 ``MlflowClient``, whose tag and download-URI calls each fetch the registered model first. A
 reconcile pass lists each artifact location once, however many approved versions share it.
 
+Shards (``controller/runtime/shards.py``): the runtime points ``owns`` at this replica's shard
+ownership; reconcile passes, listing checks and the alias guard look only at owned model names
+(the registry is still paged whole: MLflow cannot filter by hash), ``shard_key`` names the model
+of a version request (alias checks are idempotent and run on any replica), and ``resync()`` makes
+the next pass a full one (after gaining a shard).
+
 Registry errors: connection failures, 5xx and malformed answers raise
 ``SourceUnavailable`` (the runtime retries with backoff); a missing version
 means nothing to do; a refused write (403 from the gate plugin: wrong
@@ -176,6 +182,8 @@ class MLflowSource:
         self._own_writes: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()  # oldest first
         self._own_lock = threading.Lock()
         self._tag_pool = ThreadPoolExecutor(_TAG_WRITERS, thread_name_prefix="mlgate-tags")
+        self.owns: Callable[[str], bool] = _everything  # set by the runtime to its shard ownership
+        self._resync = False
 
     # -- registry calls -------------------------------------------------------------------------
 
@@ -223,12 +231,22 @@ class MLflowSource:
 
     # -- reconcile ------------------------------------------------------------------------------
 
+    def shard_key(self, request: ScanRequest) -> str | None:
+        """The model name whose shard owns ``request`` (None: any replica handles it)."""
+        return request.key[1] if request.key[0] == "version" and len(request.key) == 3 else None
+
+    def resync(self) -> None:
+        """Make the next reconcile pass a full one (shards were gained: older versions are now ours)."""
+        self._resync = True
+
     def reconcile_once(self) -> list[ScanRequest]:
         now = self._clock()
         verify = (
             self.settings.verify_digests_seconds > 0 and now - self._last_verify >= self.settings.verify_digests_seconds
         )
-        full = verify or self._watermark_ms is None or now - self._last_full >= self.settings.full_resync_seconds
+        resync, self._resync = self._resync, False  # a resync asked for during this pass makes the next full
+        full = resync or verify or self._watermark_ms is None
+        full = full or now - self._last_full >= self.settings.full_resync_seconds
         stop_below = None if full else self._watermark_ms - int(self.settings.watermark_skew_seconds * 1000)
         requests: list[ScanRequest] = []
         newest = self._watermark_ms or 0
@@ -247,6 +265,8 @@ class MLflowSource:
             name, version = getattr(mv, "name", None), getattr(mv, "version", None)
             if not isinstance(name, str) or not name or version in (None, ""):
                 log.warning("skipping a malformed model version in the registry answer", extra=fields(source=SOURCE))
+                continue
+            if not self.owns(name):
                 continue
             version = str(version)
             tags = dict(getattr(mv, "tags", None) or {})
@@ -379,6 +399,9 @@ class MLflowSource:
         requests = []
         memo: dict[tuple[str, str | None], str] = {}  # one listing per location and mode in a pass
         for (name, version), tags in approved:
+            if not self.owns(name):
+                self._track(name, version, tags, False)
+                continue
             signed = check_verdict(self._key, name, version, tags).signed
             if signed is None or not signed.approved:
                 self._track(name, version, tags, False)
@@ -434,7 +457,7 @@ class MLflowSource:
         ):
             aliases = getattr(model, "aliases", None) or {}
             name = getattr(model, "name", None)
-            if aliases and isinstance(name, str):
+            if aliases and isinstance(name, str) and self.owns(name):
                 self._check_model_aliases(name, dict(aliases), dict(getattr(model, "tags", None) or {}), known)
 
     def _check_model_aliases(
@@ -861,6 +884,10 @@ def _created(mv: Any) -> int | None:
     """A model version's creation time in ms (None when the answer has none)."""
     value = getattr(mv, "creation_timestamp", None)
     return value if isinstance(value, int) and value > 0 else None
+
+
+def _everything(_name: str) -> bool:
+    return True
 
 
 def _one_line(text: str | None) -> str:

@@ -9,9 +9,20 @@
   which the next reconcile pass finds the item again.
 * Reconcile loops run only while ``leadership.is_leader()`` (hook for the
   Kubernetes Lease in ``controller/runtime/leader.py``); failures back off exponentially.
+* Sharding (``controller/runtime/shards.py``): when the leadership is an ``Ownership``, a sharded
+  source (one with ``shard_key(request)`` and an ``owns`` attribute the runtime points at the
+  ownership) reconciles while this replica owns any shard and only looks at the names it owns;
+  requests for a name of a shard owned elsewhere are left to its owner (counted in
+  ``mlgate_requests_not_owned_total``): ``enqueue`` (webhooks) drops them, a lost shard's queued
+  requests are dropped, and a worker checks ownership before each scan. A gained shard makes
+  the next pass a full one (``source.resync()``) and runs it at once. Other sources (S3)
+  reconcile on the leader, the owner of shard 0.
 * ``/readyz`` says whether this replica can do its job: a follower always (it
   serves webhooks and events); the leader once every source's first reconcile
   pass succeeded, and not while a pass is failing (registry unreachable).
+* Each scan runs under ``ResourceSampler``: the process's peak memory and the peak usage of the
+  scans' scratch folder (``<state dir>/work``) become histograms; ``mlgate_state_dir_bytes`` (the
+  whole state directory) is measured after reconcile passes, at most once a minute.
 * Sources with a ``start_events(process, stop)`` method (SQS consumers) get it called on
   every replica; it returns its threads, which end when ``stop`` is set.
 * Extra HTTP handlers (the admission webhook) are added with ``runtime.http.add_route``.
@@ -27,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 from mlgate.analyzers.core.report import TargetReport
@@ -36,7 +48,20 @@ from ..verdicts.tags import top_rules
 from .http_server import HttpServer
 from .interface import ScanRequest, Source, SourceUnavailable, failed_bytes_read
 from .logging_json import fields
-from .metrics import FINDINGS, LAST_SYNC, LEADER, QUEUE_DEPTH, SCAN_DURATION, SCANNED_BYTES, SCANS
+from .metrics import (
+    FINDINGS,
+    LAST_SYNC,
+    LEADER,
+    QUEUE_DEPTH,
+    REQUESTS_NOT_OWNED,
+    SCAN_DURATION,
+    SCAN_PEAK_MEMORY,
+    SCAN_PEAK_STATE_DIR,
+    SCANNED_BYTES,
+    SCANS,
+    STATE_DIR_BYTES,
+)
+from .resources import ResourceSampler, disk_usage
 
 log = logging.getLogger("mlgate.runtime")
 
@@ -45,6 +70,11 @@ class Leadership(Protocol):
     """Who may run reconcile loops. ``controller/runtime/leader.py`` provides the Kubernetes Lease implementation."""
 
     def is_leader(self) -> bool: ...
+
+
+def _sharded(source: object) -> bool:
+    """A source that spreads its names over shards (see ``controller/runtime/shards.py``)."""
+    return hasattr(source, "shard_key") and hasattr(source, "owns")
 
 
 class AlwaysLeader:
@@ -155,6 +185,16 @@ class WorkQueue:
         with self._cond:
             return len(self._pending)
 
+    def discard(self, unwanted: Callable[[ScanRequest], bool]) -> int:
+        """Drop every queued (not running) request ``unwanted`` selects; how many were dropped."""
+        with self._cond:
+            gone = [ident for ident, (request, _) in self._pending.items() if unwanted(request)]
+            for ident in gone:
+                del self._pending[ident]  # its heap entries are stale now and skipped
+            QUEUE_DEPTH.set(len(self._pending))
+            self._cond.notify_all()
+            return len(gone)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -182,14 +222,23 @@ class Runtime:
         poll_interval: float = 30.0,
         http: HttpServer | None = None,
         leadership: Leadership | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.sources = {s.name: s for s in sources}
         self.backoff = backoff
         self.workers = workers
         self.poll_interval = poll_interval
         self.http = http
-        self.leadership = leadership or AlwaysLeader()
         self.queue = WorkQueue()
+        self.state_dir = state_dir
+        self.resources = ResourceSampler(state_dir / "work" if state_dir is not None else None)
+        self._state_dir_measured = -1e9
+        self._wake = {name: threading.Event() for name in self.sources}
+        for source in self.sources.values():
+            if _sharded(source):
+                source.owns = self.owns  # type: ignore[attr-defined]
+        self._leadership: Leadership = AlwaysLeader()
+        self.leadership = leadership or AlwaysLeader()
         self.results: list[ScanResult] = []
         self._results_lock = threading.Lock()
         self._stop = threading.Event()
@@ -202,20 +251,71 @@ class Runtime:
             http.add_route("GET", "/healthz", lambda _req: (200, "text/plain", b"ok\n"))
             http.add_route("GET", "/readyz", self._readyz)
 
+    # -- ownership ------------------------------------------------------------------------------
+
+    @property
+    def leadership(self) -> Leadership:
+        return self._leadership
+
+    @leadership.setter
+    def leadership(self, leadership: Leadership) -> None:
+        self._leadership = leadership
+        subscribe = getattr(leadership, "subscribe", None)
+        if subscribe is not None:
+            subscribe(self._shards_changed)
+
+    def owns(self, name: str) -> bool:
+        """Does this replica own the shard of model ``name``? Without sharding: while it leads."""
+        owns = getattr(self._leadership, "owns", None)
+        return bool(owns(name)) if owns is not None else self._leadership.is_leader()
+
+    def _reconciles(self, source: Source) -> bool:
+        """Does this replica run ``source``'s reconcile loop now?"""
+        if _sharded(source):
+            owns_any = getattr(self._leadership, "owns_any", None)
+            if owns_any is not None:
+                return bool(owns_any())
+        return self._leadership.is_leader()
+
+    def _owned(self, request: ScanRequest) -> bool:
+        """False for a request of a shard another replica owns (left to that owner)."""
+        source = self.sources.get(request.source)
+        if source is None or not _sharded(source):
+            return True
+        name = source.shard_key(request)  # type: ignore[attr-defined]
+        return name is None or self.owns(name)
+
+    def _shards_changed(self, gained: frozenset[int], lost: frozenset[int]) -> None:
+        if lost:
+            dropped = self.queue.discard(lambda r: not self._owned(r))
+            if dropped:
+                log.info("shards lost: queued work dropped", extra=fields(shards=sorted(lost), dropped=dropped))
+        if gained:
+            for name, source in self.sources.items():
+                if _sharded(source):
+                    resync = getattr(source, "resync", None)
+                    if resync is not None:
+                        resync()
+                    self._wake[name].set()
+
     # -- public ---------------------------------------------------------------------------------
 
     def enqueue(self, request: ScanRequest) -> None:
         if request.source not in self.sources:
             raise ValueError(f"no source named {request.source!r}")
+        if not self._owned(request):
+            REQUESTS_NOT_OWNED.labels(source=request.source).inc()
+            log.debug("request left to its shard's owner", extra=fields(source=request.source, target=request.subject))
+            return
         self.queue.put(request)
 
     def ready(self) -> bool:
         """Can this replica do its job? A follower always can (it serves webhooks and events, and never
-        reconciles); the leader once every source's latest reconcile pass succeeded (False again while
-        one is failing, e.g. while the registry is unreachable)."""
-        if not self.leadership.is_leader():
-            return True
-        return all(self._synced.values())
+        reconciles); the leader (with shards: an owner of any shard) once the latest reconcile pass of
+        every source it reconciles succeeded (False again while one is failing, e.g. while the
+        registry is unreachable)."""
+        active = [name for name, source in self.sources.items() if self._reconciles(source)]
+        return all(self._synced[name] for name in active)
 
     def start(self, continuous: bool = True) -> None:
         """Start the HTTP server and workers; ``continuous`` also starts reconcile loops and event consumers."""
@@ -267,12 +367,22 @@ class Runtime:
         for request in requests:
             self.queue.put(request)
         LAST_SYNC.labels(source=source.name).set_to_current_time()
+        self.measure_state_dir()
         self._synced[source.name] = True
         self._sync_error.pop(source.name, None)
         log.info(
             "reconcile pass done", extra=fields(source=source.name, count=len(requests), queue_depth=len(self.queue))
         )
         return len(requests)
+
+    def measure_state_dir(self, every: float = 60.0) -> int:
+        """Refresh ``mlgate_state_dir_bytes`` (at most once per ``every`` seconds: it walks the folder)."""
+        if self.state_dir is None or time.monotonic() - self._state_dir_measured < every:
+            return -1
+        self._state_dir_measured = time.monotonic()
+        used = disk_usage(self.state_dir)
+        STATE_DIR_BYTES.set(used)
+        return used
 
     def _reconcile_with_retries(self, source: Source, deadline: float) -> bool:
         attempt = 0
@@ -290,11 +400,13 @@ class Runtime:
 
     def _reconcile_loop(self, source: Source) -> None:
         attempt = 0
+        wake = self._wake[source.name]
         while not self._stop.is_set():
-            leader = self.leadership.is_leader()
-            LEADER.set(1 if leader else 0)
-            if not leader:
-                self._stop.wait(1.0)
+            LEADER.set(1 if self.leadership.is_leader() else 0)
+            if not self._reconciles(source):
+                self._synced[source.name] = False  # a pass is due once this replica reconciles again
+                wake.wait(1.0)
+                wake.clear()
                 continue
             try:
                 self.reconcile_source(source)
@@ -303,7 +415,8 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything a registry answers
                 attempt += 1
                 delay = self._pass_failed(source, exc, attempt)
-            self._stop.wait(delay)
+            wake.wait(delay)
+            wake.clear()
 
     def sync_errors(self) -> dict[str, str]:
         """The last error of every source whose latest reconcile pass failed (what ``/readyz`` names)."""
@@ -326,7 +439,7 @@ class Runtime:
         return delay
 
     def _readyz(self, _request: object) -> tuple[int, str, bytes]:
-        if not self.leadership.is_leader():
+        if not any(self._reconciles(source) for source in self.sources.values()):
             return 200, "text/plain", b"ready (follower: serving webhooks and events)\n"
         if self.ready():
             return 200, "text/plain", b"ready\n"
@@ -345,6 +458,10 @@ class Runtime:
             request = self.queue.get(timeout=1.0)
             if request is None:
                 continue
+            if not self._owned(request):  # its shard moved to another replica while it waited
+                REQUESTS_NOT_OWNED.labels(source=request.source).inc()
+                self.queue.done(request)
+                continue
             try:
                 self.process(request)
             finally:
@@ -361,9 +478,12 @@ class Runtime:
         extra = {"source": source.name, "target": request.subject, "attempt": request.attempt}
         report: TargetReport | None = None
         try:
-            scanned = source.scan(request)
+            with self.resources.during() as peak:
+                scanned = source.scan(request)
             if scanned is None:
                 return True
+            SCAN_PEAK_MEMORY.labels(source=source.name).observe(peak.memory)
+            SCAN_PEAK_STATE_DIR.labels(source=source.name).observe(peak.state_dir)
             report = scanned.report
             source.record(request, scanned)
         except SourceUnavailable as exc:

@@ -13,6 +13,10 @@ Two things that library leaves to us:
   ``lease_duration > renew_deadline + retry_period + 2 * request_timeout``.
 
 ``mlgate_leader`` is 1 while this replica leads.
+
+The controller itself now competes through ``shards.py`` (one Lease per shard; with one shard the
+Lease named here, so the single-leader mode is its shards=1 case); ``LeaderSettings`` (timings,
+``shards``) and the timed Lease API are shared with it, and ``Elector`` stays for one-Lease callers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ log = logging.getLogger("mlgate.leader")
 
 EXIT_LEASE_LOST = 3
 DEFAULT_LEASE_NAME = "mlgate-controller"
+MAX_SHARDS = 1024
 JITTER_FACTOR = 1.2  # the official Config's own check: renew_deadline > 1.2 * retry_period
 
 
@@ -56,12 +61,13 @@ class LeaderSettings:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     request_timeout: float | None = None  # default: a third of the slack the lease leaves, at most 5 s
+    shards: int = 1  # model names spread over this many Leases (controller/runtime/shards.py)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LeaderSettings:
         """Settings from the pod environment: ``POD_NAMESPACE``, ``POD_NAME`` (downward API) and
         optional ``MLGATE_LEASE_NAME``, ``MLGATE_LEASE_DURATION``, ``MLGATE_RENEW_DEADLINE``,
-        ``MLGATE_RETRY_PERIOD``."""
+        ``MLGATE_RETRY_PERIOD``, ``MLGATE_SHARDS``."""
         namespace, identity = pod_identity(environ)
         namespace = namespace or _service_account_namespace()
         overrides = lease_overrides(environ)
@@ -74,14 +80,17 @@ class LeaderSettings:
             ("lease_duration", "MLGATE_LEASE_DURATION"),
             ("renew_deadline", "MLGATE_RENEW_DEADLINE"),
             ("retry_period", "MLGATE_RETRY_PERIOD"),
+            ("shards", "MLGATE_SHARDS"),
         ):
             raw = overrides.get(field_name)
             if raw:
+                whole = field_name in ("lease_duration", "shards")
                 try:
-                    values[field_name] = int(raw) if field_name == "lease_duration" else float(raw)
+                    values[field_name] = int(raw) if whole else float(raw)
                 except ValueError:
-                    kind = "a whole number" if field_name == "lease_duration" else "a number"
-                    raise LeaderElectionError(f"{var} must be {kind} of seconds, got {raw!r}") from None
+                    kind = "a whole number" if whole else "a number"
+                    what = "" if field_name == "shards" else " of seconds"
+                    raise LeaderElectionError(f"{var} must be {kind}{what}, got {raw!r}") from None
         settings = cls(
             namespace=namespace,
             identity=identity,
@@ -100,6 +109,8 @@ class LeaderSettings:
 
     def validate(self) -> None:
         """Raise ``LeaderElectionError`` unless these timings keep at most one leader at a time."""
+        if isinstance(self.shards, bool) or not isinstance(self.shards, int) or not 1 <= self.shards <= MAX_SHARDS:
+            raise LeaderElectionError(f"shards must be a whole number from 1 to {MAX_SHARDS}, got {self.shards!r}")
         if isinstance(self.lease_duration, bool) or not isinstance(self.lease_duration, int):
             raise LeaderElectionError("lease duration must be a whole number of seconds")
         if self.retry_period < 1:

@@ -64,6 +64,30 @@ EXCEPTIONS_APPLIED = Counter(
     ["source"],
     registry=REGISTRY,
 )
+SHARDS = Gauge("mlgate_shards", "Shards model names are spread over (configured).", registry=REGISTRY)
+SHARDS_OWNED = Gauge("mlgate_shards_owned", "Shards this replica owns (holds the Lease of).", registry=REGISTRY)
+REQUESTS_NOT_OWNED = Counter(
+    "mlgate_requests_not_owned",
+    "Scan requests left to the owner of their shard (webhooks for its names, queued work of a shard given up).",
+    ["source"],
+    registry=REGISTRY,
+)
+_BYTE_BUCKETS = tuple(float(2**n) for n in range(20, 37, 2))  # 1 MiB .. 64 GiB
+SCAN_PEAK_MEMORY = Histogram(
+    "mlgate_scan_peak_memory_bytes",
+    "Highest resident memory of the process while one scan ran (sampled; concurrent scans share it).",
+    ["source"],
+    buckets=_BYTE_BUCKETS,
+    registry=REGISTRY,
+)
+SCAN_PEAK_STATE_DIR = Histogram(
+    "mlgate_scan_peak_state_dir_bytes",
+    "Highest disk usage of the state directory while one scan ran (sampled).",
+    ["source"],
+    buckets=_BYTE_BUCKETS,
+    registry=REGISTRY,
+)
+STATE_DIR_BYTES = Gauge("mlgate_state_dir_bytes", "Disk usage of the state directory now.", registry=REGISTRY)
 BUILD_INFO = Info("mlgate_build", "mlgate build information.", registry=REGISTRY)
 BUILD_INFO.info({"version": version()})
 
@@ -92,6 +116,9 @@ def configure_metrics(
             SCANS.labels(source=source, verdict=verdict)
         SCAN_DURATION.labels(source=source)
         SCANNED_BYTES.labels(source=source)
+        SCAN_PEAK_MEMORY.labels(source=source)
+        SCAN_PEAK_STATE_DIR.labels(source=source)
+        REQUESTS_NOT_OWNED.labels(source=source)
         LAST_SYNC.labels(source=source)
         PROMOTIONS_BLOCKED.labels(source=source)
     for source, reasons in (event_sources or {}).items():
