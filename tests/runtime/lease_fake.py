@@ -2,7 +2,8 @@
 
 GET/POST/PUT on ``/apis/coordination.k8s.io/v1/namespaces/<ns>/leases[/<name>]`` with the API server's
 optimistic concurrency: a PUT whose ``metadata.resourceVersion`` is not the current one gets 409
-Conflict, a POST for an existing Lease gets 409 AlreadyExists. Every successful write is logged with
+Conflict, a POST for an existing Lease gets 409 AlreadyExists; like it, a write stores
+``metadata.annotations`` as sent (a replace without them removes them). Every successful write is logged with
 its time and holder so tests can reconstruct who held the lease when. ``steal()`` and ``outage``
 simulate another writer and a failing API server; ``delay`` a hanging one.
 """
@@ -31,6 +32,14 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
         "reason": reason,
         "code": code,
     }
+
+
+def _keep_annotations(lease: dict[str, Any], body: dict[str, Any]) -> None:
+    annotations = (body.get("metadata") or {}).get("annotations")
+    if annotations:
+        lease["metadata"]["annotations"] = dict(annotations)
+    else:
+        lease["metadata"].pop("annotations", None)
 
 
 class FakeLeaseAPI:
@@ -111,6 +120,7 @@ class FakeLeaseAPI:
                     "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
                     "spec": body.get("spec") or {},
                 }
+                _keep_annotations(lease, body)
                 self._bump(lease)
                 self.leases[(namespace, name)] = lease
                 self.writes.append((time.monotonic(), "create", lease["spec"].get("holderIdentity")))
@@ -128,6 +138,7 @@ class FakeLeaseAPI:
                         "the object has been modified; please apply your changes to the latest version and try again",
                     )
                 lease["spec"] = body.get("spec") or {}
+                _keep_annotations(lease, body)  # a replace replaces them too (absent: removed)
                 self._bump(lease)
                 self.writes.append((time.monotonic(), "update", lease["spec"].get("holderIdentity")))
                 return 200, copy.deepcopy(lease)
