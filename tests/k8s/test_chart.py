@@ -92,6 +92,8 @@ def test_helm_lint_strict_is_clean() -> None:
         ({"admission": {"timeoutSeconds": 31}}, "timeoutSeconds"),
         ({"image": {"digest": "latest"}}, "digest"),
         ({"replicas": 3}, "replicas"),  # a typo of replicaCount
+        ({"controller": {"leaderElection": {"shards": 0}}}, "shards"),
+        ({"controller": {"leaderElection": {"shards": 2000}}}, "shards"),
         ({"signingKey": {"existingSecret": ""}}, "existingSecret"),
         ({"scanPolicy": {"verdict": {"quarantine_at": "severe"}}}, "quarantine_at"),
     ],
@@ -146,7 +148,7 @@ def test_pods_are_hardened_and_redundant(default: tuple[list[dict], str]) -> Non
                 or env["name"] == "MLGATE_SIGNING_KEY_FILE"
             )
     pdb = find(docs, "PodDisruptionBudget")
-    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     assert (
         pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     )
@@ -401,3 +403,45 @@ def test_notes_tell_the_operator_what_to_check(default: tuple[list[dict], str]) 
     _, single = render_chart({"replicaCount": 1, "admission": {"failurePolicy": "Ignore"}})
     assert "WARNING: replicaCount is 1" in single
     assert "unapproved models are admitted" in single
+
+
+# --- scale-out: shards and replicas ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("replicas", "shards"), [(2, 1), (3, 8), (4, 16)])
+def test_shards_and_replicas_reach_the_pod_the_role_and_the_pdb(tmp_path: Path, replicas: int, shards: int) -> None:
+    """Every shard's Lease is granted by name, the pod gets MLGATE_SHARDS (which the controller's own
+    settings loader accepts), and a drain takes one pod at a time whatever the replica count."""
+    from mlgate.controller.runtime.leader import LeaderSettings
+    from mlgate.controller.runtime.shards import lease_names
+
+    docs, notes = render_chart({"replicaCount": replicas, "controller": {"leaderElection": {"shards": shards}}})
+    deployment = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == replicas
+    controller = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "controller")
+    env = {e["name"]: e.get("value", "from-the-pod") for e in controller["env"]}
+    settings = LeaderSettings.from_env(env)
+    assert settings.shards == shards
+    named = next(r for r in find(docs, "Role")["rules"] if r.get("resourceNames"))
+    assert named["resourceNames"] == lease_names(settings.lease_name, shards)
+    assert {"get", "update"} <= set(named["verbs"])
+    pdb = find(docs, "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+    for version in (OLDEST, NEWEST):
+        for doc in docs:
+            if doc["kind"] not in CRD_KINDS:
+                kubernetes_validate.validate(doc, version, strict=True)
+    if shards == 1:
+        assert "One replica holds the reconcile lease" in notes
+    else:
+        assert f"The {shards} shards are spread over the replicas" in notes
+        assert " ".join(lease_names("mlgate", shards)) in notes
+        assert "WARNING" not in notes.split("3.")[0]
+
+
+def test_more_replicas_than_shards_is_warned_and_min_available_still_wins() -> None:
+    _, notes = render_chart({"replicaCount": 4, "controller": {"leaderElection": {"shards": 2}}})
+    assert "WARNING: 2 shards for 4 replicas: 2 replica(s) reconcile and scan nothing" in notes
+    docs, _ = render_chart({"replicaCount": 4, "podDisruptionBudget": {"minAvailable": "75%"}})
+    pdb = find(docs, "PodDisruptionBudget")["spec"]
+    assert pdb["minAvailable"] == "75%" and "maxUnavailable" not in pdb

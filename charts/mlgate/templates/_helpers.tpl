@@ -50,6 +50,21 @@ app.kubernetes.io/part-of: mlgate
 {{- default (include "mlgate.fullname" .) .Values.controller.leaderElection.leaseName }}
 {{- end }}
 
+{{/* The Lease of every shard: <leaseName> for one shard, <leaseName>-<i> otherwise (controller/runtime/shards.py). */}}
+{{- define "mlgate.leaseNames" -}}
+{{- $name := include "mlgate.leaseName" . }}
+{{- $shards := int (default 1 .Values.controller.leaderElection.shards) }}
+{{- if eq $shards 1 }}
+{{- list $name | toJson }}
+{{- else }}
+{{- $names := list }}
+{{- range $i := until $shards }}
+{{- $names = append $names (printf "%s-%d" $name $i) }}
+{{- end }}
+{{- $names | toJson }}
+{{- end }}
+{{- end }}
+
 {{- define "mlgate.webhookSecretName" -}}
 {{- printf "%s-webhook-tls" (include "mlgate.fullname" .) }}
 {{- end }}
