@@ -38,8 +38,9 @@ reconcile pass lists each artifact location once, however many approved versions
 Shards (``controller/runtime/shards.py``): the runtime points ``owns`` at this replica's shard
 ownership; reconcile passes, listing checks and the alias guard look only at owned model names
 (the registry is still paged whole: MLflow cannot filter by hash), ``shard_key`` names the model
-of a version request (alias checks are idempotent and run on any replica), and ``resync()`` makes
-the next pass a full one (after gaining a shard).
+of a version request the passes made (webhook requests and alias checks return None: they are
+handled idempotently where they arrive), and ``resync()`` makes the next pass a full one (after
+gaining a shard).
 
 Registry errors: connection failures, 5xx and malformed answers raise
 ``SourceUnavailable`` (the runtime retries with backoff); a missing version
@@ -232,8 +233,10 @@ class MLflowSource:
     # -- reconcile ------------------------------------------------------------------------------
 
     def shard_key(self, request: ScanRequest) -> str | None:
-        """The model name whose shard owns ``request`` (None: any replica handles it)."""
-        return request.key[1] if request.key[0] == "version" and len(request.key) == 3 else None
+        """The model name whose shard owns ``request`` (None: any replica handles it, e.g. a webhook's)."""
+        if request.reason in _EVENT_REASONS or request.key[0] != "version" or len(request.key) != 3:
+            return None
+        return request.key[1]
 
     def resync(self) -> None:
         """Make the next reconcile pass a full one (shards were gained: older versions are now ours)."""
@@ -884,6 +887,9 @@ def _created(mv: Any) -> int | None:
     """A model version's creation time in ms (None when the answer has none)."""
     value = getattr(mv, "creation_timestamp", None)
     return value if isinstance(value, int) and value > 0 else None
+
+
+_EVENT_REASONS = ("webhook", "tag-event")  # webhooks.py: served by the replica that received them
 
 
 def _everything(_name: str) -> bool:

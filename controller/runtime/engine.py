@@ -12,9 +12,10 @@
 * Sharding (``controller/runtime/shards.py``): when the leadership is an ``Ownership``, a sharded
   source (one with ``shard_key(request)`` and an ``owns`` attribute the runtime points at the
   ownership) reconciles while this replica owns any shard and only looks at the names it owns;
-  requests for a name of a shard owned elsewhere are left to its owner (counted in
-  ``mlgate_requests_not_owned_total``): ``enqueue`` (webhooks) drops them, a lost shard's queued
-  requests are dropped, and a worker checks ownership before each scan. A gained shard makes
+  requests whose ``shard_key`` names a shard owned elsewhere are left to its owner (counted in
+  ``mlgate_requests_not_owned_total``): ``enqueue`` drops them, a lost shard's queued requests
+  are dropped, and a worker checks ownership before each scan. Requests without a shard key
+  (MLflow webhooks, alias checks) run where they arrive. A gained shard makes
   the next pass a full one (``source.resync()``) and runs it at once. Other sources (S3)
   reconcile on the leader, the owner of shard 0.
 * ``/readyz`` says whether this replica can do its job: a follower always (it

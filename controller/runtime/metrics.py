@@ -68,7 +68,7 @@ SHARDS = Gauge("mlgate_shards", "Shards model names are spread over (configured)
 SHARDS_OWNED = Gauge("mlgate_shards_owned", "Shards this replica owns (holds the Lease of).", registry=REGISTRY)
 REQUESTS_NOT_OWNED = Counter(
     "mlgate_requests_not_owned",
-    "Scan requests left to the owner of their shard (webhooks for its names, queued work of a shard given up).",
+    "Reconcile work left to the owner of its shard (queued or dequeued after the shard moved away).",
     ["source"],
     registry=REGISTRY,
 )

@@ -35,8 +35,9 @@ guarantees the old holder has stopped before anybody else may take the shard.
 Losing a shard no longer ends the process (the single-leader mode exited on lease loss). With
 many shards a process exit on every lost or rebalanced Lease would restart the pod, drop every
 other shard it holds and the admission/webhook traffic it serves, and cascade the moves. Instead
-the runtime's listeners stop the shard's work: its queued requests are dropped, a worker checks
-ownership before each scan, and the reconcile pass skips the shard's names. A scan already
+the runtime's listeners stop the shard's work: its queued reconcile requests are dropped, a worker
+checks ownership before each scan, and the reconcile pass skips the shard's names (webhook
+requests are not routed by shard: every replica handles those it receives, idempotently). A scan already
 running when its shard is lost finishes and records its verdict: the verdict is bound to the
 content and signed, so the new owner (which skips validly verdicted versions) at worst scans the
 version once more during the hand-over, never records a wrong verdict. A shard gained triggers a

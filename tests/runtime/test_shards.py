@@ -178,8 +178,8 @@ class _ShardedSource:
         self.passes = 0
         self.scanned: list[str] = []
 
-    def shard_key(self, request: ScanRequest) -> str | None:
-        return request.key[1] if request.key[0] == "version" else None
+    def shard_key(self, request: ScanRequest) -> str | None:  # as MLflowSource: webhooks run anywhere
+        return request.key[1] if request.key[0] == "version" and request.reason != "webhook" else None
 
     def resync(self) -> None:
         self.resyncs += 1
@@ -211,15 +211,16 @@ def test_the_runtime_routes_work_by_shard() -> None:
     assert source.resyncs == 1
     assert source.owns is not None and {n for n in names if source.owns(n)} == mine
     before = REGISTRY.get_sample_value("mlgate_requests_not_owned_total", {"source": "fake"}) or 0
-    for n in names:  # as webhooks would
-        runtime.enqueue(ScanRequest("fake", ("version", n, "1"), "webhook"))
+    for n in names:
+        runtime.enqueue(ScanRequest("fake", ("version", n, "1"), "reconcile"))
     runtime.enqueue(ScanRequest("fake", ("alias", names[0], "prod"), "webhook"))  # no shard: kept
-    assert len(runtime.queue) == len(mine) + 1
+    runtime.enqueue(ScanRequest("fake", ("version", names[-1], "9"), "webhook"))  # webhooks run where they land
+    assert len(runtime.queue) == len(mine) + 2
     dropped = REGISTRY.get_sample_value("mlgate_requests_not_owned_total", {"source": "fake"}) - before
     assert dropped == len(names) - len(mine)
     # Losing shard 1 drops its queued work (nothing runs yet: no worker started).
     ownership.set(lost=[1])
-    assert len(runtime.queue) == len([n for n in mine if shard_of(n, 4) == 0]) + 1
+    assert len(runtime.queue) == len([n for n in mine if shard_of(n, 4) == 0]) + 2
     assert not runtime.ready()  # owns shard 0: a reconciler whose first pass has not run
     runtime.start()
     try:
@@ -227,4 +228,4 @@ def test_the_runtime_routes_work_by_shard() -> None:
         _wait("a pass ran", lambda: source.passes >= 1 and runtime.ready(), 10)
     finally:
         runtime.stop()
-    assert set(source.scanned) == {n for n in mine if shard_of(n, 4) == 0} | {names[0]}
+    assert set(source.scanned) == {n for n in mine if shard_of(n, 4) == 0} | {names[0], names[-1]}
