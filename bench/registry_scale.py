@@ -78,7 +78,7 @@ class Controller:
                     "mlflow": {
                         "tracking_uri": url,
                         "model_name_like": f"{prefix}%",
-                        "poll_interval_seconds": 5,
+                        "poll_interval_seconds": 10,
                         "page_size": 1000,
                     },
                     "webhook": {"enabled": False},

@@ -42,7 +42,7 @@ log = logging.getLogger("mlgate.leader")
 
 EXIT_LEASE_LOST = 3
 DEFAULT_LEASE_NAME = "mlgate-controller"
-MAX_SHARDS = 1024
+MAX_SHARDS = 256
 JITTER_FACTOR = 1.2  # the official Config's own check: renew_deadline > 1.2 * retry_period
 
 

@@ -65,7 +65,7 @@ from .metrics import LEADER, SHARDS, SHARDS_OWNED
 log = logging.getLogger("mlgate.shards")
 
 WANTED_BY = "mlgate.io/wanted-by"
-MAX_SHARDS = 1024  # as leader.MAX_SHARDS (leader.py imports this module lazily, not the other way)
+MAX_SHARDS = 256  # as leader.MAX_SHARDS: every replica reads every shard's Lease once per retry period
 
 Listener = Callable[[frozenset[int], frozenset[int]], None]
 """Called with (gained, lost) shard numbers after every change of ownership."""
@@ -215,12 +215,19 @@ class LeasedShards(Ownership):
     # -- one round ----------------------------------------------------------------------------------
 
     def _round(self) -> None:
+        # Held shards first, each renewed right after it is read, so the renewals never wait for
+        # reads of the others (the round's length grows with the shard count, the renewals' not).
         leases: dict[int, Any] = {}
+        for shard in sorted(self.owned()):
+            if self._stop.is_set():
+                return
+            leases[shard] = self._renew(shard, self._read(shard))
         for k in range(self.shards):
             shard = (self._offset + k) % self.shards
             if self._stop.is_set():
                 return
-            leases[shard] = self._read(shard)
+            if shard not in leases:
+                leases[shard] = self._read(shard)
         now = time.monotonic()
         live = {self.identity, *self._holders.values()}
         live |= {who for who, (_, seen) in self._wanted.items() if now - seen < 2 * self.settings.lease_duration}
@@ -238,9 +245,6 @@ class LeasedShards(Ownership):
                 if lease is not None and self._fresh_wish(lease, now):
                     self._release(shard, lease, "wanted by another replica")
                     break
-        # Renew what is still ours.
-        for shard in sorted(self.owned()):
-            self._renew(shard, leases.get(shard))
         # Take free shards while under the fair share; orphans (free for a whole lease) in any case.
         for k in range(self.shards):
             shard = (self._offset + k) % self.shards
@@ -361,25 +365,31 @@ class LeasedShards(Ownership):
             lease_transitions=transitions,
         )
 
-    def _renew(self, shard: int, lease: Any) -> None:
+    def _renew(self, shard: int, lease: Any) -> Any:
+        """Renew a held shard's Lease; the Lease as it now is (as read when the renewal failed)."""
         if lease is _MISSING or lease is None:
-            return  # unreadable (deadline applies) or deleted under us (re-acquired as free)
+            return lease  # unreadable (deadline applies) or deleted under us (re-acquired as free)
         if (lease.spec.holder_identity or "") != self.identity:
-            log.warning("%s no longer holds shard lease %s", self.identity, self.names[shard])
-            self._change(lost=[shard])
-            return
+            if self.owns_shard(shard):
+                log.warning("%s no longer holds shard lease %s", self.identity, self.names[shard])
+                self._change(lost=[shard])
+            return lease
         sent = time.monotonic()
         annotations = self._kept(lease, sent)
         written = self._write(shard, lease, self._spec(lease, taking=False), annotations)
         if written is None:  # most likely a conflict (a wanted-by write): read again and retry once
             lease = self._read(shard)
             if lease is _MISSING or lease is None or not self.owns_shard(shard):
-                return
+                return lease
+            if (lease.spec.holder_identity or "") != self.identity:
+                return self._renew(shard, lease)  # records the loss
             sent = time.monotonic()
             written = self._write(shard, lease, self._spec(lease, taking=False), self._kept(lease, sent))
-        if written is not None:
-            self._renewed[shard] = sent
-            self._observe(shard, written)
+        if written is None:
+            return lease
+        self._renewed[shard] = sent
+        self._observe(shard, written)
+        return written
 
     def _kept(self, lease: Any, now: float) -> dict[str, str]:
         """The Lease's annotations to write back: a wanted-by wish only while it is fresh."""
