@@ -52,7 +52,8 @@ def disk_usage(path: Path | None) -> int:
                         stack.append(entry.path)
                     else:
                         st = entry.stat(follow_symlinks=False)
-                        total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+                        blocks = getattr(st, "st_blocks", None)  # a sparse file allocates less than its size
+                        total += blocks * 512 if blocks is not None else st.st_size
                 except OSError:
                     continue
     return total
