@@ -333,7 +333,7 @@ class Runtime:
                 self._threads.extend(start_events(self.process, self._stop))
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self.request_stop()
         self.queue.close()
         for thread in self._threads:
             thread.join(timeout)
@@ -343,6 +343,8 @@ class Runtime:
     def request_stop(self) -> None:
         """Ask ``wait`` to return (safe from a signal handler)."""
         self._stop.set()
+        for wake in self._wake.values():  # reconcile loops sleep on these
+            wake.set()
 
     def wait(self) -> None:
         """Block until ``stop`` (from a signal handler or another thread)."""
