@@ -63,6 +63,7 @@ from .metrics import (
     STATE_DIR_BYTES,
 )
 from .resources import ResourceSampler, disk_usage
+from .shards import shard_of
 
 log = logging.getLogger("mlgate.runtime")
 
@@ -238,6 +239,8 @@ class Runtime:
         for source in self.sources.values():
             if _sharded(source):
                 source.owns = self.owns  # type: ignore[attr-defined]
+        self._inflight: dict[str, int] = {}  # model names (shard keys) being scanned now
+        self._inflight_lock = threading.Lock()
         self._leadership: Leadership = AlwaysLeader()
         self.leadership = leadership or AlwaysLeader()
         self.results: list[ScanResult] = []
@@ -264,6 +267,14 @@ class Runtime:
         subscribe = getattr(leadership, "subscribe", None)
         if subscribe is not None:
             subscribe(self._shards_changed)
+        if hasattr(leadership, "busy"):
+            leadership.busy = self._busy_shard  # type: ignore[attr-defined]
+
+    def _busy_shard(self, shard: int) -> bool:
+        """Is a scan of a name of ``shard`` running here (a given-up shard is handed over after it)?"""
+        shards = getattr(self._leadership, "shards", 1)
+        with self._inflight_lock:
+            return any(shard_of(name, shards) == shard for name in self._inflight)
 
     def owns(self, name: str) -> bool:
         """Does this replica own the shard of model ``name``? Without sharding: while it leads."""
@@ -461,14 +472,23 @@ class Runtime:
             request = self.queue.get(timeout=1.0)
             if request is None:
                 continue
-            if not self._owned(request):  # its shard moved to another replica while it waited
-                REQUESTS_NOT_OWNED.labels(source=request.source).inc()
-                self.queue.done(request)
-                continue
+            source = self.sources[request.source]
+            key = source.shard_key(request) if _sharded(source) else None  # type: ignore[attr-defined]
+            if key is not None:  # counted before the ownership check: a shard given up meanwhile waits for it
+                with self._inflight_lock:
+                    self._inflight[key] = self._inflight.get(key, 0) + 1
             try:
-                self.process(request)
+                if self._owned(request):
+                    self.process(request)
+                else:  # its shard moved to another replica while it waited
+                    REQUESTS_NOT_OWNED.labels(source=request.source).inc()
             finally:
                 self.queue.done(request)
+                if key is not None:
+                    with self._inflight_lock:
+                        self._inflight[key] -= 1
+                        if not self._inflight[key]:
+                            del self._inflight[key]
 
     def process(self, request: ScanRequest) -> bool:
         """Scan and record one request, with metrics and retries.

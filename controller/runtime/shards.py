@@ -37,10 +37,13 @@ many shards a process exit on every lost or rebalanced Lease would restart the p
 other shard it holds and the admission/webhook traffic it serves, and cascade the moves. Instead
 the runtime's listeners stop the shard's work: its queued reconcile requests are dropped, a worker
 checks ownership before each scan, and the reconcile pass skips the shard's names (webhook
-requests are not routed by shard: every replica handles those it receives, idempotently). A scan already
-running when its shard is lost finishes and records its verdict: the verdict is bound to the
-content and signed, so the new owner (which skips validly verdicted versions) at worst scans the
-version once more during the hand-over, never records a wrong verdict. A shard gained triggers a
+requests are not routed by shard: every replica handles those it receives, idempotently). A
+shard given up on purpose (rebalancing, a clean stop) is handed over only once no scan of its
+names runs here any more (``busy``, from the runtime; at most ``drain_seconds``): until then its
+Lease is still renewed, so the next owner never scans a version this replica is scanning. A scan already
+running when its shard is lost (Lease expired or taken) finishes and records its verdict: the
+verdict is bound to the content and signed, so the new owner (which skips validly verdicted
+versions) at worst scans the version once more, never records a wrong verdict. A shard gained triggers a
 full reconcile pass for it, so nothing changed while nobody owned it is missed.
 
 ``mlgate_shards_owned`` is the number of shards this replica owns, ``mlgate_shards`` the
@@ -94,6 +97,7 @@ class Ownership:
         self._owned: set[int] = set()
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self.busy: Callable[[int], bool] = lambda _shard: False  # the runtime: does a scan of it still run?
         SHARDS.set(shards)
         SHARDS_OWNED.set(0)
 
@@ -166,6 +170,8 @@ class LeasedShards(Ownership):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed: dict[int, float] = {}  # shard -> monotonic time the last successful renew was sent
+        self._draining: dict[int, float] = {}  # shard given up, still held until its scans end -> give-up time
+        self.drain_seconds = max(30.0, 4.0 * settings.lease_duration)
         self._seen: dict[int, tuple[tuple[Any, ...], float]] = {}  # shard -> (record, first seen)
         self._holders: dict[int, str] = {}  # shard -> live holder (not us)
         self._free_since: dict[int, float] = {}  # shard -> when its Lease was first seen free or expired
@@ -195,8 +201,9 @@ class LeasedShards(Ownership):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.settings.retry_period + 2 * self.settings.timeout + 1)
-        held = sorted(self.owned())
+        held = sorted(self.owned() | self._draining.keys())
         self._change(lost=held)
+        self._draining.clear()
         if release and self._api is not None:
             for shard in held:
                 self._release_write(shard)
@@ -218,7 +225,7 @@ class LeasedShards(Ownership):
         # Held shards first, each renewed right after it is read, so the renewals never wait for
         # reads of the others (the round's length grows with the shard count, the renewals' not).
         leases: dict[int, Any] = {}
-        for shard in sorted(self.owned()):
+        for shard in sorted(self.owned() | self._draining.keys()):
             if self._stop.is_set():
                 return
             leases[shard] = self._renew(shard, self._read(shard))
@@ -245,10 +252,14 @@ class LeasedShards(Ownership):
                 if lease is not None and self._fresh_wish(lease, now):
                     self._release(shard, lease, "wanted by another replica")
                     break
+        # Hand over given-up shards once no scan of theirs runs any more.
+        for shard, until in list(self._draining.items()):
+            if not self.busy(shard) or now > until:
+                self._hand_over(shard, leases.get(shard))
         # Take free shards while under the fair share; orphans (free for a whole lease) in any case.
         for k in range(self.shards):
             shard = (self._offset + k) % self.shards
-            if self.owns_shard(shard) or shard in self._holders:
+            if self.owns_shard(shard) or shard in self._draining or shard in self._holders:
                 continue
             lease = leases.get(shard, _MISSING)
             if lease is _MISSING:
@@ -263,6 +274,8 @@ class LeasedShards(Ownership):
     def _expire_stale(self) -> None:
         """Stop work on every shard not renewed within the renew deadline (before any API call)."""
         now = time.monotonic()
+        for shard in [s for s in self._draining if now - self._renewed.get(s, now) > self.settings.renew_deadline]:
+            del self._draining[shard]  # could not keep it: it expires by itself
         stale = [s for s in self.owned() if now - self._renewed.get(s, now) > self.settings.renew_deadline]
         if stale:
             log.warning(
@@ -370,6 +383,7 @@ class LeasedShards(Ownership):
         if lease is _MISSING or lease is None:
             return lease  # unreadable (deadline applies) or deleted under us (re-acquired as free)
         if (lease.spec.holder_identity or "") != self.identity:
+            self._draining.pop(shard, None)
             if self.owns_shard(shard):
                 log.warning("%s no longer holds shard lease %s", self.identity, self.names[shard])
                 self._change(lost=[shard])
@@ -379,7 +393,7 @@ class LeasedShards(Ownership):
         written = self._write(shard, lease, self._spec(lease, taking=False), annotations)
         if written is None:  # most likely a conflict (a wanted-by write): read again and retry once
             lease = self._read(shard)
-            if lease is _MISSING or lease is None or not self.owns_shard(shard):
+            if lease is _MISSING or lease is None or not (self.owns_shard(shard) or shard in self._draining):
                 return lease
             if (lease.spec.holder_identity or "") != self.identity:
                 return self._renew(shard, lease)  # records the loss
@@ -410,9 +424,17 @@ class LeasedShards(Ownership):
         self._change(gained=[shard])
 
     def _release(self, shard: int, lease: Any, why: str) -> None:
-        """Stop the shard's work first, then empty the Lease's holder so another replica takes it now."""
+        """Stop the shard's work first; keep (renew) its Lease while scans of it still run, so the next
+        owner never scans a version this replica is scanning; then hand it over (``_hand_over``)."""
         log.info("%s releasing shard lease %s (%s)", self.identity, self.names[shard], why)
         self._change(lost=[shard])
+        self._draining[shard] = time.monotonic() + self.drain_seconds
+        if not self.busy(shard):
+            self._hand_over(shard, lease)
+
+    def _hand_over(self, shard: int, lease: Any) -> None:
+        """Empty the Lease's holder so another replica takes the shard at once."""
+        self._draining.pop(shard, None)
         self._renewed.pop(shard, None)
         if lease is not None and lease is not _MISSING:
             self._release_write(shard, lease)

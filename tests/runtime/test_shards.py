@@ -229,3 +229,25 @@ def test_the_runtime_routes_work_by_shard() -> None:
     finally:
         runtime.stop()
     assert set(source.scanned) == {n for n in mine if shard_of(n, 4) == 0} | {names[0], names[-1]}
+
+
+def test_a_given_up_shard_is_held_until_its_running_scans_end(api: FakeLeaseAPI) -> None:
+    """No hand-over while a scan of the shard still runs: the next owner never scans the same version."""
+    scanning = threading.Event()
+    scanning.set()
+    a, b = _replica(api, "pod-a", 2), _replica(api, "pod-b", 2)
+    a.busy = lambda shard: scanning.is_set()
+    a.start()
+    _wait("a owns both", lambda: len(a.owned()) == 2, 10)
+    b.start()
+    try:
+        _wait("a gives one up", lambda: len(a.owned()) == 1, 30)
+        given_up = ({0, 1} - a.owned()).pop()
+        time.sleep(4)  # more than a lease duration: a keeps renewing it while the scan runs
+        assert api.holder(name=f"mlgate-{given_up}") == "pod-a"
+        assert not b.owned()
+        scanning.clear()
+        _wait("b takes it once the scan ended", lambda: b.owned() == {given_up}, 10)
+    finally:
+        a.stop()
+        b.stop()
