@@ -306,11 +306,9 @@ class LeasedShards(Ownership):
         now = time.monotonic()
         spec = lease.spec if lease is not None else None
         holder = (spec.holder_identity or "") if spec is not None else ""
-        record = (
-            holder,
-            str(spec.renew_time) if spec is not None else "",
-            lease.metadata.resource_version if lease is not None else "",
-        )
+        # Holder and renew time only: another replica's wanted-by write (a new resourceVersion) must
+        # not make a dead holder's Lease look renewed.
+        record = (holder, str(spec.renew_time) if spec is not None else "")
         previous = self._seen.get(shard)
         if previous is None or previous[0] != record:
             self._seen[shard] = (record, now)
@@ -319,6 +317,7 @@ class LeasedShards(Ownership):
         live = bool(holder) and now - seen_at <= duration
         if live and holder != self.identity:
             self._holders[shard] = holder
+            self._draining.pop(shard, None)
             if self.owns_shard(shard):
                 log.warning("%s lost shard lease %s to %s", self.identity, self.names[shard], holder)
                 self._change(lost=[shard])
@@ -459,6 +458,8 @@ class LeasedShards(Ownership):
         self._write(shard, lease, spec, annotations)
 
     def _ask(self, leases: dict[int, Any]) -> None:
+        """Write our identity into a Lease of the busiest live holder (``_observe`` ignores such writes
+        when judging expiry: a dead holder's Lease still runs out)."""
         counts: dict[str, list[int]] = {}
         for shard, holder in self._holders.items():
             counts.setdefault(holder, []).append(shard)
