@@ -5,6 +5,7 @@ Timings as in test_leader_election.py: lease 3 s, renew deadline 1.5 s, retry 1 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -251,3 +252,39 @@ def test_a_given_up_shard_is_held_until_its_running_scans_end(api: FakeLeaseAPI)
     finally:
         a.stop()
         b.stop()
+
+
+def test_asking_a_dead_holder_for_a_shard_does_not_keep_its_leases_alive(api: FakeLeaseAPI) -> None:
+    """Hungry replicas write wanted-by onto the busiest holder's Leases; if that holder is dead, those
+    writes (a new resourceVersion, the same renew time) must not count as renewals."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    path = "/apis/coordination.k8s.io/v1/namespaces/mlgate/leases"
+    for shard in range(3):
+        spec = {"holderIdentity": "pod-dead", "leaseDurationSeconds": 3, "renewTime": stamp, "acquireTime": stamp}
+        status, _ = api._handle("POST", path, {"metadata": {"name": f"mlgate-{shard}"}, "spec": spec})
+        assert status == 201
+    stop = threading.Event()
+
+    def hungry_crowd() -> None:  # other replicas asking, twice a second
+        n = 0
+        while not stop.wait(0.5):
+            for shard in range(3):
+                with api._lock:
+                    lease = copy.deepcopy(api.leases[("mlgate", f"mlgate-{shard}")])
+                if lease["spec"].get("holderIdentity") != "pod-dead":
+                    continue
+                n += 1
+                lease["metadata"]["annotations"] = {WANTED_BY: f"pod-x {n:08x}"}
+                api._handle("PUT", f"{path}/mlgate-{shard}", lease)
+
+    crowd = threading.Thread(target=hungry_crowd, daemon=True)
+    crowd.start()
+    a = _replica(api, "pod-a", 4)
+    a.start()
+    try:
+        _wait("a takes the free shard", lambda: 3 in a.owned(), 10)
+        _wait("the dead holder's Leases run out and a owns every shard", lambda: len(a.owned()) == 4, 15)
+    finally:
+        stop.set()
+        crowd.join()
+        a.stop()
