@@ -301,7 +301,7 @@ class Runtime:
         if lost:
             dropped = self.queue.discard(lambda r: not self._owned(r))
             if dropped:
-                log.info("shards lost: queued work dropped", extra=fields(shards=sorted(lost), dropped=dropped))
+                log.info("shards lost: queued work dropped", extra=fields(shards=sorted(lost), count=dropped))
         if gained:
             for name, source in self.sources.items():
                 if _sharded(source):

@@ -36,6 +36,7 @@ FIELDS: tuple[str, ...] = (
     "bytes",
     "size",
     "requests",  # S3 ranged reads: bytes fetched, object bytes, GETs
+    "shards",  # shard numbers gained or lost (controller/runtime/shards.py)
 )
 
 

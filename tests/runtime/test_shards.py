@@ -202,7 +202,7 @@ class _Manual(Ownership):
         self._change(gained=gained, lost=lost)
 
 
-def test_the_runtime_routes_work_by_shard() -> None:
+def test_the_runtime_routes_work_by_shard(caplog: pytest.LogCaptureFixture) -> None:
     source = _ShardedSource()
     ownership = _Manual(4)
     runtime = Runtime([source], BackoffConfig(), workers=1, poll_interval=60, leadership=ownership)
@@ -220,7 +220,9 @@ def test_the_runtime_routes_work_by_shard() -> None:
     dropped = REGISTRY.get_sample_value("mlgate_requests_not_owned_total", {"source": "fake"}) - before
     assert dropped == len(names) - len(mine)
     # Losing shard 1 drops its queued work (nothing runs yet: no worker started).
-    ownership.set(lost=[1])
+    with caplog.at_level("INFO", logger="mlgate"):
+        ownership.set(lost=[1])
+    assert "shards lost: queued work dropped" in caplog.text and "listener failed" not in caplog.text
     assert len(runtime.queue) == len([n for n in mine if shard_of(n, 4) == 0]) + 2
     assert not runtime.ready()  # owns shard 0: a reconciler whose first pass has not run
     runtime.start()
