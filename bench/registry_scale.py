@@ -6,10 +6,12 @@ then for each process count registers ``--versions`` versions (half a clean text
 demo pickle) under a fresh name prefix and starts that many ``mlgate controller --leader-elect``
 processes (``MLGATE_SHARDS=--shards``, a kubeconfig pointing at the fake, webhooks off: the
 reconcile passes find everything). It reports the time from the processes' start until every
-version carries a validly signed verdict, the scaling efficiency (speed-up / processes), and,
-from the processes' JSON ``scanned`` log lines, how many versions were scanned twice and how many
-never. ``--kill`` adds a run with ``--kill-processes`` processes where one is SIGKILLed once a third of
-the versions are verdicted: its shards must be taken over and every version still verdicted.
+version carries a validly signed verdict, the scaling efficiency (speed-up / processes), how
+many versions were missed (no verdict at the end) and, from the processes' JSON ``scanned`` log
+lines, how many were scanned twice (and how many verdicts no log line accounts for: only a
+process killed between writing a verdict and logging it leaves those). ``--kill`` adds a run
+with ``--kill-processes`` processes where one is SIGKILLed once a third of the versions are
+verdicted: its shards must be taken over and every version still verdicted.
 
     python3 bench/registry_scale.py [--versions 1000] [--processes 1,2,4] [--shards 8] [--workers 2] [--kill]
 
@@ -184,7 +186,9 @@ def run_once(
         "verdicted": len(done),
         "seconds": round(elapsed, 1),
         "scanned_twice": sum(1 for n in scans.values() if n > 1),
-        "never_scanned": len(expected - set(scans)),
+        "missed": len(expected - done),  # no verdict at the end
+        # verdicted but in nobody's log: a process SIGKILLed between writing a verdict and logging it
+        "unlogged": len(done - set(scans)),
         "per_process": {c.name: len(c.scanned) for c in controllers},
         "killed": victim.name if victim else None,
         "killed_at_s": round(killed_at, 1) if killed_at is not None else None,
@@ -247,7 +251,8 @@ def main() -> None:
                 )
                 print(
                     f"{what}: {result['verdicted']}/{result['versions']} verdicted in {result['seconds']} s"
-                    f"{eff}; scanned twice {result['scanned_twice']}, never scanned {result['never_scanned']}; "
+                    f"{eff}; scanned twice {result['scanned_twice']}, missed {result['missed']}, "
+                    f"unlogged {result['unlogged']}; "
                     f"per process {result['per_process']}; load average {result['load']}",
                     flush=True,
                 )

@@ -4,7 +4,7 @@ Runs ``bench/registry_scale.py`` small (its own MLflow server and Lease fake; ``
 controller processes over 8 shards verdict every version, both do part of the work, and none is
 scanned twice; then three processes, the busiest SIGKILLed once a third is verdicted: its shards
 are taken over after their Leases run out and every version is still verdicted, none scanned twice.
-Counts come from each process's own JSON ``scanned`` log lines, the verdicts from the registry.
+Scan counts come from each process's own JSON ``scanned`` log lines, the verdicts from the registry.
 """
 
 from __future__ import annotations
@@ -51,12 +51,16 @@ def test_controller_processes_share_the_registry_and_survive_a_kill(tmp_path: Pa
 
     assert shared["processes"] == 2 and shared["killed"] is None
     assert shared["verdicted"] == shared["versions"] == VERSIONS
-    assert shared["never_scanned"] == 0 and shared["scanned_twice"] == 0, shared
+    assert shared["missed"] == shared["unlogged"] == shared["scanned_twice"] == 0, shared
     assert all(n > 0 for n in shared["per_process"].values()), f"one process did all the work: {shared}"
     assert sum(shared["per_process"].values()) == VERSIONS
 
     assert killed["processes"] == 3 and killed["killed"] in killed["per_process"]
     assert killed["verdicted"] == killed["versions"] == VERSIONS, killed
-    assert killed["never_scanned"] == 0 and killed["scanned_twice"] == 0, killed
+    assert killed["missed"] == killed["scanned_twice"] == 0, json.dumps(killed)
+    # A verdict the killed process wrote just before the SIGKILL may miss its log line (the kill is
+    # triggered by watching verdicts appear), never more than its two workers' scans.
+    assert killed["unlogged"] <= 2, json.dumps(killed)
     survivors = {name: n for name, n in killed["per_process"].items() if name != killed["killed"]}
-    assert sum(survivors.values()) > 0 and sum(killed["per_process"].values()) == VERSIONS
+    assert sum(survivors.values()) > 0
+    assert sum(killed["per_process"].values()) + killed["unlogged"] == VERSIONS
