@@ -60,6 +60,8 @@ from .metrics import (
     SCAN_PEAK_STATE_DIR,
     SCANNED_BYTES,
     SCANS,
+    SHARDS,
+    SHARDS_OWNED,
     STATE_DIR_BYTES,
 )
 from .resources import ResourceSampler, disk_usage
@@ -416,7 +418,11 @@ class Runtime:
         attempt = 0
         wake = self._wake[source.name]
         while not self._stop.is_set():
-            LEADER.set(1 if self.leadership.is_leader() else 0)
+            leader = self.leadership.is_leader()
+            LEADER.set(1 if leader else 0)
+            if not hasattr(self.leadership, "owned"):  # no shards: the one shard is the leader's
+                SHARDS.set(1)
+                SHARDS_OWNED.set(1 if leader else 0)
             if not self._reconciles(source):
                 self._synced[source.name] = False  # a pass is due once this replica reconciles again
                 wake.wait(1.0)

@@ -290,3 +290,17 @@ def test_asking_a_dead_holder_for_a_shard_does_not_keep_its_leases_alive(api: Fa
         stop.set()
         crowd.join()
         a.stop()
+
+
+def test_single_replica_mode_reports_one_shard_owned() -> None:
+    source = _ShardedSource()
+    runtime = Runtime([source], BackoffConfig(), workers=1, poll_interval=60)  # no leader election
+    owned_before = REGISTRY.get_sample_value("mlgate_shards_owned")
+    runtime.start()
+    try:
+        _wait("a pass ran", lambda: source.passes >= 1, 10)
+        assert REGISTRY.get_sample_value("mlgate_shards") == 1
+        assert REGISTRY.get_sample_value("mlgate_shards_owned") == 1, owned_before
+        assert all(source.owns(f"m{i}") for i in range(20))
+    finally:
+        runtime.stop()
