@@ -51,7 +51,7 @@ def _rules(rules_file: Path) -> dict[str, dict[str, Any]]:
 def test_promtool_checks_the_rules(promtool: str, rules_file: Path) -> None:
     result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_every_alert_has_severity_and_explanation(rules_file: Path) -> None:
@@ -62,6 +62,7 @@ def test_every_alert_has_severity_and_explanation(rules_file: Path) -> None:
         "MlgateSyncStale",
         "MlgateNoLeader",
         "MlgateSplitBrain",
+        "MlgateShardsUnowned",
         "MlgateScanBacklogGrowing",
         "MlgateAdmissionDenied",
         "MlgateWebhookDown",
@@ -115,6 +116,17 @@ FIRING: dict[str, tuple[list[dict[str, str]], str, list[dict[str, str]]]] = {
         "5m",
         [{}],
     ),
+    # 8 shards, the two replicas own 3 + 3: two shards nobody reconciles.
+    "MlgateShardsUnowned": (
+        [
+            _series("mlgate_shards", {"pod": "a"}, "8x10"),
+            _series("mlgate_shards", {"pod": "b"}, "8x10"),
+            _series("mlgate_shards_owned", {"pod": "a"}, "3x10"),
+            _series("mlgate_shards_owned", {"pod": "b"}, "3x10"),
+        ],
+        "7m",
+        [{}],
+    ),
     # The queue grows by 10 a minute for an hour.
     "MlgateScanBacklogGrowing": ([_series("mlgate_queue_depth", {"pod": "a"}, "0+10x60")], "55m", [{}]),
     # Someone tried to serve an unapproved model.
@@ -160,6 +172,14 @@ QUIET: dict[str, tuple[list[dict[str, str]], str]] = {
     ),
     "MlgateSplitBrain": (
         [_series("mlgate_leader", {"pod": "a"}, "1x10"), _series("mlgate_leader", {"pod": "b"}, "0x10")],
+        "7m",
+    ),
+    # A dead pod's 4 shards are unowned for one lease duration, then taken over: no page.
+    "MlgateShardsUnowned": (
+        [
+            _series("mlgate_shards", {"pod": "a"}, "8x10"),
+            _series("mlgate_shards_owned", {"pod": "a"}, "4 4 8x8"),
+        ],
         "7m",
     ),
     "MlgateScanBacklogGrowing": ([_series("mlgate_queue_depth", {"pod": "a"}, "600-10x60")], "55m"),  # draining
