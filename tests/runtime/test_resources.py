@@ -85,3 +85,22 @@ def test_the_runtime_exports_the_peaks_of_every_scan(tmp_path: Path) -> None:
     assert sample("mlgate_scan_peak_memory_bytes_count") == mem + 1
     assert runtime.measure_state_dir() >= 2 * MiB
     assert REGISTRY.get_sample_value("mlgate_state_dir_bytes") >= 2 * MiB
+
+
+def test_concurrent_scans_with_equal_peaks_are_tracked_apart(tmp_path: Path, monkeypatch) -> None:
+    """Two scans whose peaks happen to be equal are still two entries: ending one must not end the other."""
+    import itertools
+
+    from mlgate.controller.runtime import resources
+
+    rising = itertools.count(1)
+    monkeypatch.setattr(resources, "resident_bytes", lambda: next(rising))
+    sampler = ResourceSampler(None, interval=30.0)
+    first, second = sampler.during(), sampler.during()
+    peak1 = first.__enter__()
+    peak2 = second.__enter__()  # both sampled together from here on: equal peaks
+    assert peak1.memory == peak2.memory
+    second.__exit__(None, None, None)
+    first.__exit__(None, None, None)
+    assert not sampler._active
+    assert peak1.memory > peak2.memory  # the first kept being sampled until it ended
