@@ -14,6 +14,7 @@ with ``--kill-processes`` processes where one is SIGKILLed once a third of the v
 verdicted: its shards must be taken over and every version still verdicted.
 
     python3 bench/registry_scale.py [--versions 1000] [--processes 1,2,4] [--shards 8] [--workers 2] [--kill]
+                                    [--server-workers 1]
 
 The machine's load average is printed next to every figure (the host is shared).
 """
@@ -202,6 +203,7 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2,4", help="comma-separated process counts (default 1,2,4)")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="scan workers per process")
+    parser.add_argument("--server-workers", type=int, default=1, help="MLflow server workers (default 1)")
     parser.add_argument("--kill", action="store_true", help="also a run where one process is killed mid-run")
     parser.add_argument("--kill-processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per run")
@@ -215,7 +217,7 @@ def main() -> None:
     counts = [int(p) for p in args.processes.split(",") if p.strip()]
     with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
         home = Path(tmp)
-        proc, url = start_server(home)
+        proc, url = start_server(home, args.server_workers)
         leases = FakeLeaseAPI()
         leases._server.handle_error = lambda *_: None  # a killed process's reset connection is no news
         leases.start()
