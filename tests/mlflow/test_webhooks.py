@@ -58,7 +58,7 @@ def test_webhook_delivery_scans_new_version_and_reverifies_forged_tags(
     name = f"{prefix}hooked"
     scans = metric("mlgate_scans_total", source="mlflow", verdict="quarantined") + 1  # after the first scan
     version = register(client, name, malicious_dir(), tmp_path)
-    tags = wait_for(lambda: signed_tags(client, name, version), timeout=30, what="verdict written after the webhook")
+    tags = wait_for(lambda: signed_tags(client, name, version), timeout=60, what="verdict written after the webhook")
     assert tags["mlgate.verdict"] == "quarantined"
     assert metric("mlgate_events_received_total", source="mlflow-webhook") > received
 
