@@ -73,6 +73,7 @@ def run_register(args: argparse.Namespace) -> int:
     except MlflowException as exc:
         raise UsageError(_explain(" ".join(str(exc.message).split()))) from None
     print(f"webhook {hook.name} ({hook.webhook_id}) -> {hook.url} for {', '.join(EVENTS)}")
+    print("the MLflow server calls it once its webhook cache expires (MLFLOW_WEBHOOK_CACHE_TTL, 60 s by default)")
     return EXIT_OK
 
 

@@ -24,7 +24,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers_mlflow import SIGNING_KEY, WEBHOOK_SECRET, MlflowServer, free_port, kill_server
+from helpers_mlflow import (
+    SIGNING_KEY,
+    WEBHOOK_CACHE_TTL_SECONDS,
+    WEBHOOK_SECRET,
+    MlflowServer,
+    free_port,
+    kill_server,
+)
 
 START_TIMEOUT = 120.0
 
@@ -45,7 +52,7 @@ def _start_server(
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+            "MLFLOW_WEBHOOK_CACHE_TTL": str(WEBHOOK_CACHE_TTL_SECONDS),
             "MLGATE_SIGNING_KEY": SIGNING_KEY,
             **(extra_env or {}),
         }

@@ -14,6 +14,10 @@ from pathlib import Path
 
 SIGNING_KEY = "mlgate-test-signing-key-0123456789"
 WEBHOOK_SECRET = "mlgate-test-webhook-secret"
+# The test servers' MLFLOW_WEBHOOK_CACHE_TTL (seconds). An MLflow server keeps the list of webhooks per
+# event this long: a webhook registered less than this after the last event of its kind is not called
+# for the next one, so a test waits this long after registering a webhook (MLflow's default is 60 s).
+WEBHOOK_CACHE_TTL_SECONDS = 1
 START_TIMEOUT = 120.0
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
