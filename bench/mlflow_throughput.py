@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -151,6 +152,48 @@ def verdicted(client, prefix: str, key: bytes) -> set[tuple[str, str]]:
         token = page.token
         if not token:
             return done
+
+
+def wait_verdicted(
+    client,
+    prefix: str,
+    key: bytes,
+    expected: set[tuple[str, str]],
+    timeout: float,
+    interval: float = 0.5,
+    on_poll: Callable[[set[tuple[str, str]]], None] | None = None,
+) -> set[tuple[str, str]]:
+    """Poll the registry until every version of ``expected`` carries a validly signed verdict, or ``timeout``.
+
+    Returns the verdicted ones among ``expected`` (all of them unless the time ran out); ``on_poll`` sees
+    them after every poll (the scale bench kills a process from there).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        done = verdicted(client, prefix, key) & expected
+        if len(done) == len(expected) or time.monotonic() >= deadline:
+            return done
+        if on_poll is not None:
+            on_poll(done)
+        time.sleep(interval)
+
+
+def seed_run(client, home: Path, experiment: str) -> Any:
+    """One run holding two models under ``models/``: ``clean`` (a text card and weights) and ``evil`` (the demo
+    pickle whose payload would touch a canary file); every bench version points at one of them."""
+    from mlgate.controller.mlflow.demo import demo_model_dir
+
+    src = home / "src"
+    (src / "clean").mkdir(parents=True)
+    (src / "clean" / "README.txt").write_text("A tiny model card.\n")
+    (src / "clean" / "weights.txt").write_text("0.25 0.5 0.75\n")
+    (src / "evil").mkdir()
+    for f in demo_model_dir("churn-pickle").iterdir():
+        (src / "evil" / f.name).write_bytes(f.read_bytes())
+    run = client.create_run(client.create_experiment(experiment))
+    client.log_artifacts(run.info.run_id, str(src), "models")
+    client.set_terminated(run.info.run_id)
+    return run
 
 
 # -- profiling (in the controller's process: wrappers, no change to the controller) --------------------
@@ -358,7 +401,6 @@ def main() -> None:
     from mlgate.controller.cli.controller import build_controller
     from mlgate.controller.cli.main import main as mlgate_main
     from mlgate.controller.config.settings import ControllerConfig, HttpConfig, MLflowConfig, WebhookConfig
-    from mlgate.controller.mlflow.demo import demo_model_dir
     from mlgate.controller.runtime.logging_json import configure
     from mlgate.controller.verdicts.tags import check_verdict
 
@@ -375,19 +417,7 @@ def main() -> None:
         print(f"mlflow server up in {time.monotonic() - t0:.1f} s ({url}, --workers {args.server_workers})")
         try:
             client = MlflowClient(tracking_uri=url, registry_uri=url)
-            # One run holds both models once; every version points at one of them.
-            src = home / "src"
-            (src / "clean").mkdir(parents=True)
-            (src / "clean" / "README.txt").write_text("A tiny model card.\n")
-            (src / "clean" / "weights.txt").write_text("0.25 0.5 0.75\n")
-            evil = src / "evil"
-            evil.mkdir()
-            for f in demo_model_dir("churn-pickle").iterdir():
-                (evil / f.name).write_bytes(f.read_bytes())
-            exp = client.create_experiment("bench")
-            run = client.create_run(exp)
-            client.log_artifacts(run.info.run_id, str(src), "models")
-            client.set_terminated(run.info.run_id)
+            run = seed_run(client, home, "bench")
 
             extra = {} if args.workers is None else {"workers": args.workers}
             config = ControllerConfig(
@@ -425,8 +455,7 @@ def main() -> None:
                 wanted.add((mv.name, str(mv.version)))
             registered = time.monotonic() - start
             if args.poll:
-                while len(verdicted(client, "burst-", key)) < args.versions:
-                    time.sleep(0.1)
+                wait_verdicted(client, "burst-", key, wanted, 600, interval=0.1)
                 total = time.monotonic() - start
             else:
                 total = wait_recorded(profile, wanted, 600) - start
@@ -453,8 +482,7 @@ def main() -> None:
                 created = time.monotonic()
                 version = str(mv.version)
                 if args.poll:
-                    while ("latency", version) not in verdicted(client, "latency", key):
-                        time.sleep(0.01)
+                    wait_verdicted(client, "latency", key, {("latency", version)}, 120, interval=0.01)
                     samples.append(time.monotonic() - created)
                 else:
                     samples.append(wait_recorded(profile, {("latency", version)}, 120) - created)

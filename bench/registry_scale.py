@@ -38,7 +38,15 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "runtime"))
 
 from lease_fake import FakeLeaseAPI  # noqa: E402
-from mlflow_throughput import SIGNING_KEY, start_server, stop_server, verdicted  # noqa: E402
+from mlflow_throughput import (  # noqa: E402
+    SIGNING_KEY,
+    seed_run,
+    server_cpu,
+    server_floor,
+    start_server,
+    stop_server,
+    wait_verdicted,
+)
 
 MODELS = 100  # versions spread over this many model names (names are what shards hash)
 LEASE = {"MLGATE_LEASE_DURATION": "10", "MLGATE_RENEW_DEADLINE": "6", "MLGATE_RETRY_PERIOD": "1"}
@@ -70,6 +78,7 @@ class Controller:
     def __init__(self, home: Path, name: str, url: str, prefix: str, shards: int, workers: int, kube: Path) -> None:
         self.name = name
         self.scanned: list[tuple[str, str]] = []
+        self._cpu: float | None = None
         state = home / f"state-{name}"
         config = home / f"{name}.json"
         config.write_text(
@@ -122,7 +131,20 @@ class Controller:
             if doc.get("msg") == "scanned" and doc.get("version"):
                 self.scanned.append((doc["model"], str(doc["version"])))
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the process used so far (at its death once killed)."""
+        if self._cpu is None:
+            import psutil
+
+            try:
+                times = psutil.Process(self.proc.pid).cpu_times()
+                return times.user + times.system
+            except psutil.NoSuchProcess:
+                return 0.0
+        return self._cpu
+
     def kill(self) -> None:
+        self._cpu = self.cpu()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
@@ -152,8 +174,27 @@ def register(client, run, prefix: str, versions: int) -> set[tuple[str, str]]:
     return made
 
 
+def mlgate_tags(client, prefix: str) -> int:
+    """How many ``mlgate.*`` tags the versions under ``prefix`` carry."""
+    count, token = 0, None
+    while True:
+        page = client.search_model_versions(f"name LIKE '{prefix}%'", max_results=1000, page_token=token)
+        count += sum(1 for mv in page for k in mv.tags if k.startswith("mlgate."))
+        token = page.token
+        if not token:
+            return count
+
+
 def run_once(
-    home: Path, client, run, url: str, kube: Path, args: argparse.Namespace, processes: int, kill: bool = False
+    home: Path,
+    client,
+    run,
+    url: str,
+    server: subprocess.Popen,
+    kube: Path,
+    args: argparse.Namespace,
+    processes: int,
+    kill: bool = False,
 ) -> dict:
     prefix = f"{'k' if kill else 'p'}{processes}-"
     expected = register(client, run, prefix, args.versions)
@@ -165,21 +206,24 @@ def run_once(
     killed_at = None
     victim = None
     done: set[tuple[str, str]] = set()
+    cpu0 = server_cpu(server)
+
+    def maybe_kill(done: set[tuple[str, str]]) -> None:
+        nonlocal victim, killed_at
+        if kill and killed_at is None and len(done) >= len(expected) // 3:
+            victim = max(controllers, key=lambda c: len(c.scanned))  # the busiest one
+            victim.kill()
+            killed_at = time.monotonic() - started
+
     try:
-        deadline = started + args.timeout
-        while time.monotonic() < deadline:
-            done = verdicted(client, prefix, key) & expected
-            if len(done) == len(expected):
-                break
-            if kill and killed_at is None and len(done) >= len(expected) // 3:
-                victim = max(controllers, key=lambda c: len(c.scanned))  # the busiest one
-                victim.kill()
-                killed_at = time.monotonic() - started
-            time.sleep(0.5)
+        done = wait_verdicted(client, prefix, key, expected, args.timeout, on_poll=maybe_kill)
         elapsed = time.monotonic() - started
+        server_seconds = server_cpu(server) - cpu0
+        controller_seconds = sum(c.cpu() for c in controllers)
     finally:
         for controller in controllers:
             controller.stop()
+    tags = mlgate_tags(client, prefix)
     scans = Counter(s for c in controllers for s in c.scanned if s in expected)
     return {
         "processes": processes,
@@ -193,6 +237,12 @@ def run_once(
         "per_process": {c.name: len(c.scanned) for c in controllers},
         "killed": victim.name if victim else None,
         "killed_at_s": round(killed_at, 1) if killed_at is not None else None,
+        # CPU seconds over the run: the MLflow server (all its processes) and the controllers together
+        # (a killed one's up to its death); as a share of one core, the server's says whether it is the bound
+        "server_cpu_s": round(server_seconds, 1),
+        # mlgate.* tags on the versions at the end: a lower bound of the tag writes (one request each)
+        "tag_writes": tags,
+        "controllers_cpu_s": round(controller_seconds, 1),
         "load": load(),
     }
 
@@ -207,12 +257,13 @@ def main() -> None:
     parser.add_argument("--kill", action="store_true", help="also a run where one process is killed mid-run")
     parser.add_argument("--kill-processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per run")
+    parser.add_argument(
+        "--floor", action="store_true", help="at the end, the idle server's tag-write rate (mlflow_throughput)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document per run (tests read it)")
     args = parser.parse_args()
 
     from mlflow import MlflowClient
-
-    from mlgate.controller.mlflow.demo import demo_model_dir
 
     counts = [int(p) for p in args.processes.split(",") if p.strip()]
     with tempfile.TemporaryDirectory(prefix="mlgate-scale-") as tmp:
@@ -225,19 +276,10 @@ def main() -> None:
         results = []
         try:
             client = MlflowClient(tracking_uri=url, registry_uri=url)
-            src = home / "src"
-            (src / "clean").mkdir(parents=True)
-            (src / "clean" / "README.txt").write_text("A tiny model card.\n")
-            (src / "clean" / "weights.txt").write_text("0.25 0.5 0.75\n")
-            (src / "evil").mkdir()
-            for f in demo_model_dir("churn-pickle").iterdir():
-                (src / "evil" / f.name).write_bytes(f.read_bytes())
-            run = client.create_run(client.create_experiment("scale"))
-            client.log_artifacts(run.info.run_id, str(src), "models")
-            client.set_terminated(run.info.run_id)
+            run = seed_run(client, home, "scale")
             plan = [(n, False) for n in counts] + ([(args.kill_processes, True)] if args.kill else [])
             for processes, kill in plan:
-                result = run_once(home, client, run, url, kube, args, processes, kill)
+                result = run_once(home, client, run, url, proc, kube, args, processes, kill)
                 results.append(result)
                 if args.json:
                     print(json.dumps(result), flush=True)
@@ -254,10 +296,19 @@ def main() -> None:
                 print(
                     f"{what}: {result['verdicted']}/{result['versions']} verdicted in {result['seconds']} s"
                     f"{eff}; scanned twice {result['scanned_twice']}, missed {result['missed']}, "
-                    f"unlogged {result['unlogged']}; "
+                    f"unlogged {result['unlogged']}; MLflow server CPU {result['server_cpu_s']} s "
+                    f"({result['server_cpu_s'] / result['seconds']:.0%} of one core), controllers' CPU "
+                    f"{result['controllers_cpu_s']} s, {result['tag_writes']} mlgate tags "
+                    f"({result['tag_writes'] / result['seconds']:.1f} written/s); "
                     f"per process {result['per_process']}; load average {result['load']}",
                     flush=True,
                 )
+            if args.floor:
+                client.create_registered_model("floor")
+                mv = client.create_model_version(
+                    "floor", f"{run.info.artifact_uri}/models/clean", run_id=run.info.run_id
+                )
+                server_floor(client, proc, "floor", str(mv.version))
         finally:
             leases.stop()
             stop_server(proc)
