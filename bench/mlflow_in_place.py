@@ -41,7 +41,15 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from s3_ranged_reads import GiB, parts, safetensors, size_of, torch_zip, upload  # bench/ is on sys.path
+from s3_ranged_reads import (  # bench/ is on sys.path
+    GiB,
+    parts,
+    safetensors,
+    size_of,
+    torch_zip,
+    upload,
+    write_sparse,
+)
 
 from mlgate.analyzers.core.digest import manifest_digest
 from mlgate.analyzers.core.policy import Policy, Verdict
@@ -114,16 +122,6 @@ def register(url: str, home: Path) -> tuple[object, str, str]:
     client.create_registered_model(name)
     version = str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run.info.run_id).version)
     return client, name, version
-
-
-def write_sparse(path: Path, segments: list[bytes | int]) -> None:
-    with open(path, "wb") as out:
-        for segment in segments:
-            if isinstance(segment, int):
-                out.seek(segment, os.SEEK_CUR)
-            else:
-                out.write(segment)
-        out.truncate(out.tell())
 
 
 def sha256_of(segments: list[bytes | int]) -> str:

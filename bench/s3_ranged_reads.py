@@ -38,6 +38,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import psutil
@@ -172,6 +173,18 @@ def safetensors(total: int) -> list[Segment]:
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     return [struct.pack("<Q", len(raw)) + raw, each * n]
+
+
+def write_sparse(path: Path, segments: list[Segment]) -> None:
+    """Write ``segments`` to ``path``, each int a hole of that many bytes (sparse on disk, reads as zeros)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        for segment in segments:
+            if isinstance(segment, int):
+                out.seek(segment, os.SEEK_CUR)
+            else:
+                out.write(segment)
+        out.truncate(out.tell())
 
 
 def size_of(segments: list[Segment]) -> int:

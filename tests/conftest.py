@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+pytest_plugins = ["moto_server"]  # moto_endpoint, aws_env: tests/moto_server.py
+
 CANARY_DIR = Path(os.environ.get("MLGATE_CANARY_DIR", "/tmp/mlgate-canary"))
 
 

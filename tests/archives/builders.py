@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +18,19 @@ from mlgate.analyzers.core.findings import Finding, Severity
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "archives"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def sparse_weights(path: Path, kind: str, size: int) -> None:
+    """A large, valid weight file of about ``size`` bytes whose tensor data is a hole (sparse on disk): ``kind``
+    ``safetensors`` (8 F32 tensors) or ``torch`` (a stored zip laid out like ``torch.save``, 16 storages).
+    The layouts are ``bench/s3_ranged_reads.py``'s, so tests and benches scan the same files."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from s3_ranged_reads import safetensors, torch_zip, write_sparse
+    finally:
+        sys.path.remove(str(BENCH))
+    write_sparse(path, safetensors(size) if kind == "safetensors" else torch_zip(size, 16))
 
 
 # --- scanning helpers -----------------------------------------------------------------------

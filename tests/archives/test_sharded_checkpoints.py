@@ -15,13 +15,11 @@ import json
 import ntpath
 import posixpath
 import shutil
-import struct
-import sys
 from pathlib import Path
 
 import pytest
 
-from archives.builders import findings_of, scan
+from archives.builders import findings_of, scan, sparse_weights
 from mlgate.analyzers.core.findings import Severity
 from mlgate.analyzers.core.policy import Policy, Verdict
 from mlgate.analyzers.core.walker import ScanOptions
@@ -278,35 +276,6 @@ def test_every_shard_present_is_scanned(tmp_path: Path, folder: str, index: str)
         assert any(f.location.startswith(shard) for f in result.findings if f.incomplete), (shard, result.findings)
 
 
-def sparse_safetensors(path: Path, size: int) -> None:
-    """A valid safetensors file of ``size`` bytes whose tensor data is a hole (sparse on disk)."""
-    meta = {"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}
-    head_len = -(-(len(json.dumps(meta)) + 32) // 8) * 8
-    data = size - 8 - head_len
-    data -= data % 4
-    meta["w"] = {"dtype": "F32", "shape": [data // 4], "data_offsets": [0, data]}
-    raw = json.dumps(meta).encode()
-    raw += b" " * (head_len - len(raw))
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(raw)) + raw)
-        out.truncate(8 + len(raw) + data)
-
-
-def sparse_torch_zip(path: Path, size: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    try:
-        from s3_ranged_reads import torch_zip
-    finally:
-        sys.path.pop(0)
-    with open(path, "wb") as out:
-        for segment in torch_zip(size, 16):
-            if isinstance(segment, int):
-                out.seek(segment, 1)
-            else:
-                out.write(segment)
-        out.truncate(out.tell())
-
-
 @pytest.mark.parametrize("kind", ["safetensors", "bin"])
 def test_large_sharded_checkpoint_costs_its_headers(tmp_path: Path, kind: str) -> None:
     """Four 256 MiB shards (sparse) behind an index: approved reading well under 0.1% of the bytes."""
@@ -315,7 +284,7 @@ def test_large_sharded_checkpoint_costs_its_headers(tmp_path: Path, kind: str) -
     weight_map = {}
     for i in range(1, count + 1):
         shard = f"model-{i:05d}-of-{count:05d}.safetensors" if kind == "safetensors" else f"pytorch_model-{i:05d}.bin"
-        (sparse_safetensors if kind == "safetensors" else sparse_torch_zip)(tmp_path / shard, size)
+        sparse_weights(tmp_path / shard, "safetensors" if kind == "safetensors" else "torch", size)
         weight_map[f"layer.{i}.weight"] = shard
     (tmp_path / index_name).write_text(json.dumps({"metadata": {"total_size": size * count}, "weight_map": weight_map}))
     result = scan(tmp_path, ScanOptions(compute_digest=False))

@@ -32,6 +32,7 @@ from helpers_mlflow import (
     free_port,
     kill_server,
 )
+from moto_server import moto_env
 
 START_TIMEOUT = 120.0
 
@@ -111,48 +112,38 @@ def _wait_healthy(server: MlflowServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server (S3) on loopback for the S3-backed MLflow server; AWS settings for this process too."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in S3_ENV}
-    os.environ.update({**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": endpoint})
+def s3_session_env(moto_endpoint: str) -> Iterator[dict[str, str]]:
+    """The session's moto server (tests/moto_server.py) as this process's S3 for the rest of the session (the
+    session-scoped S3-backed MLflow server's clients run here); restored at the end."""
+    env = moto_env(moto_endpoint)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        yield endpoint
+        yield env
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        os.environ.pop("MLFLOW_S3_ENDPOINT_URL", None)
-        server.stop()
 
 
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 S3_BUCKET = "mlflow-artifacts"
 
 
 @pytest.fixture(scope="session")
-def s3_gated_server(tmp_path_factory, moto_endpoint) -> Iterator[MlflowServer]:
+def s3_gated_server(tmp_path_factory, s3_session_env: dict[str, str]) -> Iterator[MlflowServer]:
     """A gated MLflow server whose artifacts live in S3 (moto), read and written by clients directly."""
     import boto3
 
-    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=S3_BUCKET)
+    boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
     root = tmp_path_factory.mktemp("mlflow-s3-server")
     server = _start_server(
         root,
         "gated-s3",
         "mlgate",
         store=["--default-artifact-root", f"s3://{S3_BUCKET}/", "--no-serve-artifacts"],
-        extra_env={**S3_ENV, "MLFLOW_S3_ENDPOINT_URL": moto_endpoint},
+        extra_env=s3_session_env,
     )
     try:
         _wait_healthy(server)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from archives.builders import sparse_weights
 from helpers_mlflow import SIGNING_KEY, MlflowServer, free_port, kill_server, register
 
 from mlgate.analyzers.core.digest import manifest_digest
@@ -39,44 +39,9 @@ S3_BIG = int(os.environ.get("MLGATE_TEST_S3_BIG", 200 << 20))  # uploaded to an 
 CARD = b"A model card.\n"
 
 
-def sparse_safetensors(path: Path, size: int) -> None:
-    """A valid safetensors file of ``size`` bytes whose tensor data is a hole (sparse on disk)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"__metadata__": {"format": "pt"}}
-    # one F32 tensor filling the file after the header (header padded to a multiple of 8)
-    probe = json.dumps({**header, "w": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}).encode()
-    head_len = -(-(len(probe) + 32) // 8) * 8
-    data = size - 8 - head_len
-    data -= data % 4
-    meta = {**header, "w": {"dtype": "F32", "shape": [data // 4], "data_offsets": [0, data]}}
-    raw = json.dumps(meta).encode()
-    raw += b" " * (head_len - len(raw))
-    with open(path, "wb") as out:
-        out.write(struct.pack("<Q", len(raw)))
-        out.write(raw)
-        out.truncate(8 + len(raw) + data)
-
-
-def sparse_torch_zip(path: Path, size: int) -> None:
-    """A stored zip laid out like ``torch.save`` (``bench/s3_ranged_reads.py`` builds it), storages sparse."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    try:
-        from s3_ranged_reads import torch_zip
-    finally:
-        sys.path.pop(0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
-        for segment in torch_zip(size, 16):
-            if isinstance(segment, int):
-                out.seek(segment, os.SEEK_CUR)
-            else:
-                out.write(segment)
-        out.truncate(out.tell())
-
-
 def add_big_files(folder: Path, size: int) -> None:
-    sparse_safetensors(folder / "big.safetensors", size)
-    sparse_torch_zip(folder / "big.pt", size)
+    sparse_weights(folder / "big.safetensors", "safetensors", size)
+    sparse_weights(folder / "big.pt", "torch", size)
 
 
 def sha256_of(path: Path) -> str:
@@ -193,33 +158,6 @@ def test_mlflow_artifacts_proxy(plain_server: MlflowServer, prefix: str, tmp_pat
     add_big_files(folder, PROXY_BIG)
     source = make_source(client, tmp_path, plain_server.url)
     check_in_place(source, name, version, folder, tmp_path, PROXY_BIG)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture
@@ -421,7 +359,7 @@ def test_sharded_checkpoint_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyP
         tmp_path, {"model.safetensors.index.json": json.dumps(index).encode()}
     )
     for shard in shards:
-        sparse_safetensors(root / shard, 64 << 20)
+        sparse_weights(root / shard, "safetensors", 64 << 20)
     _no_download(monkeypatch)
     source = make_source(client, tmp_path, url)
     report = scan(source, name, version)

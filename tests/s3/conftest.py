@@ -1,4 +1,5 @@
-"""S3 test fixtures: a real moto server (S3 + SQS) on loopback, per-test buckets, the fault proxy."""
+"""S3 test fixtures: per-test buckets and clients on the session's moto server (``moto_endpoint``,
+tests/moto_server.py), the fault proxy."""
 
 from __future__ import annotations
 
@@ -9,25 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
-from s3_helpers import FaultProxy, client, free_port
+from moto_server import AWS_TEST_ENV
+from s3_helpers import FaultProxy, client
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """``http://127.0.0.1:<port>`` of a moto server in server mode (S3 and SQS)."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+for _key, _value in AWS_TEST_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 
 @pytest.fixture
