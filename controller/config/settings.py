@@ -19,6 +19,7 @@ a sqlite registry at ``<state_dir>/mlflow.db`` with artifacts under
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import secrets
 import tempfile
@@ -37,6 +38,14 @@ from .interface import ConfigError, build_settings, signature_override, tomllib
 
 DEFAULT_STATE_DIR = "mlgate-demo"
 ENV_PREFIX = "MLGATE_"
+
+
+class StoreChecksums(enum.Enum):
+    """Where the digest takes an S3 object's sha256 from when the store reports a full-object SHA-256
+    (``ChecksumSHA256`` of an object uploaded in one part; docs/controller.md, Sizing)."""
+
+    TRUST = "trust"  # use the store's checksum: no byte is read for the digest (S3 verified it on upload)
+    RECOMPUTE = "recompute"  # always hash the bytes in mlgate (one more read of each object through the store)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,8 @@ class MLflowConfig:
     gate_stages: bool = True  # move unapproved Staging/Production versions back to stage None
     max_download_bytes: int = 20 << 30
     max_download_files: int = 20_000
+    # trust: an S3 object's full-object SHA-256 checksum stands for its sha256; recompute: mlgate hashes every byte
+    store_checksums: StoreChecksums = StoreChecksums.TRUST
     # [signatures] override for this registry (docs/signatures.md); empty: the scan policy's section
     signatures: SignaturePolicy | None = field(
         default=None, metadata={"build": signature_override("mlflow.signatures")}

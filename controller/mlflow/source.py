@@ -76,7 +76,7 @@ from mlgate.analyzers.signatures import (
 )
 
 from ..config.environment import MLFLOW_CLIENT_DEFAULTS, set_library_defaults
-from ..config.settings import ControllerConfig
+from ..config.settings import ControllerConfig, StoreChecksums
 from ..runtime.interface import PRIORITY_RECONCILE, Scanned, ScanRequest, SourceUnavailable, with_bytes_read
 from ..runtime.logging_json import fields
 from ..scanning import resolve_dependencies, scan_target
@@ -663,7 +663,7 @@ class MLflowSource:
         repo, files = listed if listed is not None else self._listing(name, version)
         if len(files) > self.settings.max_download_files:
             return self._unscanned(label, self._over_budget(len(files), 0)), None
-        store = self._call("artifact store", open_store, repo, files)
+        store = self._open_store(repo, files)
         if store is not None:
             try:
                 signature_file = store.read_small(self._policy.signatures.signature_file)
@@ -764,11 +764,16 @@ class MLflowSource:
             self._call("upload model signature", repo.log_artifact, str(local))
         self._write_tag(name, version, MODEL_SIGNATURE_TAG, f"{parent}/{file_name}")
 
+    def _open_store(self, repo: Any, files: list[tuple[str, int]]) -> Store | None:
+        """The version's artifacts in place (None: no in-place reader for this store)."""
+        trust = self.settings.store_checksums is StoreChecksums.TRUST
+        return self._call("artifact store", open_store, repo, files, trust_checksums=trust)
+
     def current_digest(self, name: str, version: str) -> str:
         """The content digest of the version's artifacts as they are now (hashed in place when the
         store allows it, else downloaded)."""
         repo, files = self._listing(name, version)
-        store = self._call("artifact store", open_store, repo, files)
+        store = self._open_store(repo, files)
         if store is not None:
             try:
                 return manifest_digest((a.location, store.content_hash(a)) for a in store.artifacts)

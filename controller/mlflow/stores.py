@@ -19,7 +19,9 @@ Unknown repository types return ``None``: the caller downloads as before.
 Content hashes for the digest manifest (sha256 hex per file, the same value a
 download would give, so verdicts stay comparable across the two paths):
 the ``ChecksumSHA256`` the S3 store reports for an object uploaded in one part
-(S3 verifies it on upload; a multipart upload's SHA-256 is composite, over its parts);
+(S3 verifies it on upload; a multipart upload's SHA-256 is composite, over its parts),
+unless the caller asks for its own hash (``trust_checksums=False``: the
+``mlflow.store_checksums: recompute`` setting, for stores that do not verify what they report);
 otherwise sha256 computed in one pass over the file's bytes, never written
 anywhere: local files read from disk in ``PART``-byte reads; S3 objects and proxied artifacts up
 to ``PARALLEL_MIN`` bytes in one streamed GET (pinned to the scanned version
@@ -36,11 +38,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import posixpath
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -48,7 +52,10 @@ from typing import Any, BinaryIO, cast
 from mlgate.analyzers.core.artifact import Artifact, SliceStream
 
 from ..resolver.interface import Origin
+from ..runtime.logging_json import fields
 from ..s3.reader import ReadSession, S3Object, S3ReadError, _Cursor, classify
+
+log = logging.getLogger("mlgate.mlflow")
 
 _CHUNK = 1 << 20
 _HTTP_RETRIES = 2
@@ -141,9 +148,12 @@ class Store:
             self.digest_bytes += n
 
 
-def open_store(repo: Any, files: list[tuple[str, int]], session: ReadSession | None = None) -> Store | None:
+def open_store(
+    repo: Any, files: list[tuple[str, int]], session: ReadSession | None = None, trust_checksums: bool = True
+) -> Store | None:
     """``repo``'s ``files`` (relative path, listed size) as in-place artifacts, or ``None`` when
-    the repository type has no in-place reader (the caller downloads)."""
+    the repository type has no in-place reader (the caller downloads). ``trust_checksums=False``: an S3
+    object's sha256 is always computed from its bytes, never taken from the checksum the store reports."""
     from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
@@ -154,7 +164,7 @@ def open_store(repo: Any, files: list[tuple[str, int]], session: ReadSession | N
     if isinstance(repo, LocalArtifactRepository):
         return _local(Path(repo.artifact_dir), files, session)
     if isinstance(repo, S3ArtifactRepository):
-        return _s3(repo, files, session)
+        return _s3(repo, files, session, trust_checksums)
     if isinstance(repo, HttpArtifactRepository):
         return _http(repo, files, session)
     return None
@@ -189,7 +199,7 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Store:
+def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession, trust_checksums: bool = True) -> Store:
     bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
     client = repo._get_s3_client()
     store = Store("s3", [], session)
@@ -207,7 +217,10 @@ def _s3(repo: Any, files: list[tuple[str, int]], session: ReadSession) -> Store:
             version_id=version if version and version != "null" else None,
         )
         store.artifacts.append(Artifact(location=rel, name=rel, opener=obj.open, size=obj.size))
-        store._hashers[rel] = lambda o=obj, h=head: _cached_sha256(o) or _s3_sha256(store, o, h)
+        if trust_checksums:
+            store._hashers[rel] = lambda o=obj, h=head: _cached_sha256(o) or _s3_sha256(store, o, h)
+        else:
+            store._hashers[rel] = lambda o=obj, h=head: _recomputed_sha256(store, o, h)
     return store
 
 
@@ -226,7 +239,8 @@ def _cached_sha256(obj: S3Object) -> str | None:
     return h.hexdigest() if total == obj.size else None
 
 
-def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
+def _store_checksum(head: dict[str, Any]) -> str | None:
+    """The object's sha256 (hex) as the store reports it: a single-part, full-object ``ChecksumSHA256``."""
     checksum = head.get("ChecksumSHA256")
     single_part = "-" not in str(head.get("ETag", "")) and not head.get("PartsCount")
     if (
@@ -238,12 +252,33 @@ def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
         try:
             return base64.b64decode(checksum).hex()
         except (binascii.Error, ValueError):
-            pass
+            return None
+    return None
+
+
+def _recomputed_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
+    """mlgate's own sha256 of ``obj`` whatever the store reports; a reported checksum that differs is logged
+    (the store's metadata does not describe its content: corruption, or a writer who set it)."""
+    own = _cached_sha256(obj) or _s3_sha256(store, obj, {})
+    reported = _store_checksum(head)
+    if reported is not None and reported != own:
+        log.warning(
+            "store checksum differs from the content",
+            extra=fields(target=obj.uri, reason=f"the store reports sha256 {reported}, the content's is {own}"),
+        )
+    return own
+
+
+def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
+    trusted = _store_checksum(head)
+    if trusted is not None:
+        return trusted
     params = _pinned(obj)
     if obj.size >= PARALLEL_MIN and WORKERS > 1:
         return ranged_sha256(obj.size, lambda start, length: _s3_part(obj, params, start, length), store._count)
     try:
-        body = obj.client.get_object(**params)["Body"]
+        with _own_hash(obj.client):
+            body = obj.client.get_object(**params)["Body"]
         h = hashlib.sha256()
         for chunk in body.iter_chunks(_CHUNK):
             h.update(chunk)
@@ -251,6 +286,28 @@ def _s3_sha256(store: Store, obj: S3Object, head: dict[str, Any]) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure to hash is a failed scan, retried later
         raise S3ReadError(f"{obj.uri}: hashing failed: {type(exc).__name__}: {exc}", "transient") from None
     return h.hexdigest()
+
+
+_hashing = threading.local()
+
+
+@contextmanager
+def _own_hash(client: Any) -> Iterator[None]:
+    """GETs made inside are for mlgate's own sha256: botocore does not check them against the checksum the store
+    reports (it would refuse, with ``FlexibleChecksumError``, exactly the objects whose reported checksum is not
+    their content's, which ``store_checksums: recompute`` exists to hash). Other GETs of the client (the
+    scan's, MLflow's downloads) keep their validation."""
+    client.meta.events.register("before-call.s3.GetObject", _skip_validation, unique_id="mlgate-own-sha256")
+    _hashing.active = True
+    try:
+        yield
+    finally:
+        _hashing.active = False
+
+
+def _skip_validation(context: dict[str, Any], **_: Any) -> None:
+    if getattr(_hashing, "active", False):
+        context.get("checksum", {}).pop("response_algorithms", None)
 
 
 def _pinned(obj: S3Object) -> dict[str, Any]:
@@ -270,7 +327,8 @@ def _s3_part(obj: S3Object, params: dict[str, Any], start: int, length: int) -> 
     problem = ""
     for _ in range(_PART_ATTEMPTS):
         try:
-            resp = obj.client.get_object(**params, Range=f"bytes={start}-{start + length - 1}")
+            with _own_hash(obj.client):
+                resp = obj.client.get_object(**params, Range=f"bytes={start}-{start + length - 1}")
             data = resp["Body"].read()
         except ClientError as exc:
             raise S3ReadError(f"{obj.uri}: hashing failed: {exc}", classify(exc)) from None

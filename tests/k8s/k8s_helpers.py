@@ -95,6 +95,7 @@ FULL_VALUES: dict[str, Any] = {
         "existingSecret": "mlflow-credentials",
         "registryUri": "http://mlflow-registry:5000",
         "webhookSecret": {"existingSecret": "mlflow-webhook"},
+        "storeChecksums": "recompute",
     },
     "aws": {
         "irsaRoleArn": "arn:aws:iam::123456789012:role/mlgate",

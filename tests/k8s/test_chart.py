@@ -96,6 +96,7 @@ def test_helm_lint_strict_is_clean() -> None:
         ({"controller": {"leaderElection": {"shards": 2000}}}, "shards"),
         ({"signingKey": {"existingSecret": ""}}, "existingSecret"),
         ({"scanPolicy": {"verdict": {"quarantine_at": "severe"}}}, "quarantine_at"),
+        ({"mlflow": {"storeChecksums": "verify"}}, "storeChecksums"),
     ],
 )
 def test_schema_rejects_bad_values(values: dict, path: str) -> None:
@@ -347,6 +348,7 @@ def test_containers_start_with_what_their_commands_accept(full: tuple[list[dict]
     config = load_config(args.config.replace(mounted, f"{tmp_path}/"), environ=env)
     assert (config.http.host, config.http.port) == ("0.0.0.0", 8080)
     assert config.workers == 4 and config.mlflow.poll_interval_seconds == 60
+    assert config.mlflow.store_checksums.value == "recompute"  # mlflow.storeChecksums
     assert config.mlflow.tracking_uri == "http://mlflow.mlflow.svc.cluster.local:5000"
     assert config.signing_key_file == "/etc/mlgate/signing/signing-key"
     assert config.policy == f"{tmp_path}/policy.toml"
@@ -361,6 +363,8 @@ def test_default_policies_load_too(default: tuple[list[dict], str], tmp_path: Pa
     (tmp_path / "admission.toml").write_text(data["admission.toml"])
     assert load_policy(tmp_path / "policy.toml").quarantine_incomplete is True
     assert load_admission_policy(tmp_path / "admission.toml").resolve_aliases is False
+    controller = next(c for c in find(default[0], "Deployment")["spec"]["template"]["spec"]["containers"])
+    assert "MLGATE_MLFLOW__STORE_CHECKSUMS" not in {e["name"] for e in controller["env"]}  # the controller's default
 
 
 def _metric_names(expression: str) -> set[str]:

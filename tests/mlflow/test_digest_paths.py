@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers_mlflow import free_port
+from helpers_mlflow import SIGNING_KEY
 
 from mlgate.controller.mlflow import stores
 from mlgate.controller.s3.reader import ReadSession, S3ReadError
@@ -88,33 +90,12 @@ def test_a_failed_part_fails_the_digest() -> None:
         stores.ranged_sha256(64, fetch, lambda n: None, part=4, workers=3)
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def test_s3_digest_paths(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, small_parts: int) -> None:
+def test_s3_digest_paths(aws_env: dict[str, str], small_parts: int) -> None:
     """A single-part upload with a SHA-256 checksum is not read at all; a plain object and a multipart
     upload (its SHA-256 checksum is composite, not the object's) are hashed by ranged GETs."""
     import boto3
     from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
 
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
     s3 = boto3.client("s3")
     bucket = f"digest-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
@@ -152,3 +133,96 @@ def test_s3_digest_paths(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, sm
     }
     assert store.digest_bytes == len(DATA) + len(whole)  # the checksummed object cost nothing
     assert store.session.bytes_fetched == 0
+
+
+def _lying_object(s3: Any, bucket: str, key: str) -> str:
+    """Upload ``DATA`` in one part with a client-supplied SHA-256 of other bytes: moto, like any store that does
+    not verify it, stores and reports that checksum (AWS S3 would refuse the upload). Returns the lie (hex)."""
+    lie = hashlib.sha256(b"other bytes").digest()
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=DATA, ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(lie).decode()
+    )
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]) == lie and "-" not in head["ETag"]  # a single-part checksum
+    return lie.hex()
+
+
+@pytest.mark.parametrize(("trust", "ranged"), [(True, False), (False, False), (False, True)])
+def test_store_checksum_is_used_only_when_trusted(
+    aws_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    trust: bool,
+    ranged: bool,
+) -> None:
+    """``trust_checksums=False`` hashes the object's bytes even when the store reports a full-object SHA-256
+    (in one GET, or in parallel ranges: botocore's own check of a whole-object answer against the reported
+    checksum must not stop it), and logs the disagreement. A store that does not verify checksums on upload
+    can report any value: trusted, it becomes the digest."""
+    if ranged:
+        monkeypatch.setattr(stores, "PART", 256 << 10)
+        monkeypatch.setattr(stores, "PARALLEL_MIN", 1 << 20)
+    import boto3
+    from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    s3 = boto3.client("s3")
+    bucket = f"digest-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    lie = _lying_object(s3, bucket, "m/model.bin")
+    store = stores.open_store(
+        S3ArtifactRepository(f"s3://{bucket}/m"), [("model.bin", len(DATA))], trust_checksums=trust
+    )
+    assert store is not None
+    (artifact,) = store.artifacts
+    if trust:
+        assert store.content_hash(artifact) == lie and store.digest_bytes == 0
+    else:
+        with caplog.at_level(logging.WARNING, logger="mlgate.mlflow"):
+            assert store.content_hash(artifact) == hashlib.sha256(DATA).hexdigest()
+        assert store.digest_bytes == len(DATA)
+        assert [r.reason for r in caplog.records if r.msg == "store checksum differs from the content"] == [
+            f"the store reports sha256 {lie}, the content's is {hashlib.sha256(DATA).hexdigest()}"
+        ]
+
+
+@pytest.mark.parametrize("setting", ["trust", "recompute"])
+def test_store_checksums_setting_reaches_the_digest(
+    aws_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """``mlflow.store_checksums`` (file or ``MLGATE_MLFLOW__STORE_CHECKSUMS``) decides the digest the MLflow
+    source computes for a version in S3 (``current_digest``: the same store ``scan`` opens)."""
+    import boto3
+    from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    from mlgate.analyzers.core.digest import manifest_digest
+    from mlgate.analyzers.core.policy import Policy
+    from mlgate.controller.config.settings import StoreChecksums, load_config
+    from mlgate.controller.mlflow.source import MLflowSource
+
+    s3 = boto3.client("s3")
+    bucket = f"digest-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    lie = _lying_object(s3, bucket, "m/model.bin")
+    config_file = tmp_path / "controller.yaml"
+    config_file.write_text(f"state_dir: {tmp_path / 'state'}\nmlflow: {{tracking_uri: 'http://127.0.0.1:9'}}\n")
+    config = load_config(config_file, environ={"MLGATE_MLFLOW__STORE_CHECKSUMS": setting})
+    assert config.mlflow.store_checksums is StoreChecksums(setting)
+    source = MLflowSource(config, SIGNING_KEY.encode(), Policy(), client=object())
+    repo = S3ArtifactRepository(f"s3://{bucket}/m")
+    monkeypatch.setattr(source, "_listing", lambda name, version: (repo, [("model.bin", len(DATA))]))
+    expected = lie if setting == "trust" else hashlib.sha256(DATA).hexdigest()
+    assert source.current_digest("m", "1") == manifest_digest([("model.bin", expected)])
+
+
+def test_store_checksums_setting_is_checked(tmp_path: Path) -> None:
+    from mlgate.controller.config.interface import ConfigError
+    from mlgate.controller.config.settings import StoreChecksums, load_config
+
+    config_file = tmp_path / "controller.yaml"
+    config_file.write_text(f"state_dir: {tmp_path}\nmlflow: {{store_checksums: recompute}}\n")
+    assert load_config(config_file, environ={}).mlflow.store_checksums is StoreChecksums.RECOMPUTE
+    config_file.write_text(f"state_dir: {tmp_path}\n")
+    assert load_config(config_file, environ={}).mlflow.store_checksums is StoreChecksums.TRUST  # the default
+    config_file.write_text(f"state_dir: {tmp_path}\nmlflow: {{store_checksums: verify}}\n")
+    with pytest.raises(ConfigError, match="mlflow.store_checksums: expected one of trust, recompute"):
+        load_config(config_file, environ={})
