@@ -32,10 +32,10 @@ from mlgate.controller.config.settings import ControllerConfig, MLflowConfig
 from mlgate.controller.mlflow.source import SOURCE, MLflowSource, version_key
 from mlgate.controller.runtime.interface import ScanRequest
 
-# Size of each large file per store (bench/mlflow_in_place.py runs the proxy and S3 at 2 GiB; bench/README.md).
+# Size of each large file per store (bench/mlflow_in_place.py runs S3 at 2 GiB too; bench/README.md).
 LOCAL_BIG = int(os.environ.get("MLGATE_TEST_LOCAL_BIG", 2 << 30))  # sparse, read in place: costs its hashing
-PROXY_BIG = int(os.environ.get("MLGATE_TEST_PROXY_BIG", 200 << 20))  # written sparse, but hashed through the server
-S3_BIG = int(os.environ.get("MLGATE_TEST_S3_BIG", 200 << 20))  # uploaded to an in-process moto
+PROXY_BIG = int(os.environ.get("MLGATE_TEST_PROXY_BIG", 2 << 30))  # written sparse, but hashed through the server
+S3_BIG = int(os.environ.get("MLGATE_TEST_S3_BIG", 200 << 20))  # uploaded to moto, which holds it in memory
 CARD = b"A model card.\n"
 
 
