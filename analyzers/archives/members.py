@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ..core.artifact import LEVEL_SEPARATOR, Artifact, Opener
+from ..core.artifact import LEVEL_SEPARATOR, Artifact, HeadReader, Opener
 from ..core.budget import BudgetExceeded, BudgetTracker
 from ..core.findings import Finding, Severity
 from . import rules
@@ -42,13 +42,14 @@ _MAX_LINK_HOPS = 40  # Linux ELOOP limit
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHELL_VAR = re.compile(r"\$(\{?[A-Za-z_][A-Za-z0-9_]*|\()")
 _WINDOWS_VAR = re.compile(r"%[A-Za-z_][A-Za-z0-9_()]*%")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _expansion(name: str) -> str:
     """Why shells expand this member name (home directory, variables, command substitution), or ""."""
     if name.startswith("~") or name.replace("\\", "/").startswith("./~"):
         return "starts with '~', which shells expand to a home directory"
-    if _SHELL_VAR.search(name) or _WINDOWS_VAR.search(name):
+    if ("$" in name and _SHELL_VAR.search(name)) or ("%" in name and _WINDOWS_VAR.search(name)):
         return "contains a variable or command expansion ($VAR, ${VAR}, $(...), %VAR%)"
     return ""
 
@@ -113,7 +114,14 @@ SEVENZIP = ContainerPolicy(
 )
 
 
-def member_artifact(parent: Artifact, name: str, location: str, opener: Opener, size: int | None) -> Artifact:
+def member_artifact(
+    parent: Artifact,
+    name: str,
+    location: str,
+    opener: Opener,
+    size: int | None,
+    head_reader: HeadReader | None = None,
+) -> Artifact:
     """A child artifact for an archive member under an explicit location (duplicates carry ``#n``)."""
     return Artifact(
         location=location,
@@ -123,6 +131,7 @@ def member_artifact(parent: Artifact, name: str, location: str, opener: Opener, 
         depth=parent.depth + 1,
         parent=parent,
         container=str(parent.kind.value) if parent.kind is not None else "archive",  # type: ignore[attr-defined]
+        head_reader=head_reader,
     )
 
 
@@ -210,10 +219,10 @@ class MemberAudit:
     def _name_findings(self, name: str, location: str) -> list[Finding]:
         if name in (".", "./"):
             return []
-        out = []
+        out: list[Finding] = []
         extracted = self._policy.extracted
-        raw_climbs = ".." in name.split("/")
-        if raw_climbs or ".." in _parts(name):
+        raw_climbs = ".." in name and ".." in name.split("/")
+        if raw_climbs or (".." in name and ".." in _parts(name)):
             how = "" if raw_climbs else " on Windows, where '\\' separates directories"
             severity = Severity.CRITICAL if extracted and raw_climbs else Severity.HIGH
             message = f"member name {name!r} climbs out with '..'{how}; {self._policy.climb_consequence}"
@@ -238,6 +247,8 @@ class MemberAudit:
         return out
 
     def _absolute_kind(self, name: str) -> str:
+        if name[:1] not in ("/", "\\") and name[1:2] != ":":  # the usual case, decided without a regex
+            return ""
         if name.startswith(("\\\\", "//")):
             return "a UNC network path; Windows tools write to or fetch from that server"
         if _DRIVE.match(name):
@@ -250,12 +261,14 @@ class MemberAudit:
 
     @staticmethod
     def _odd_name(name: str) -> str:
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        if _CONTROL.search(name):
             return "contains NUL or control characters (readers truncate or mangle it differently)"
         encoded = name.encode("utf-8", "surrogatepass")
         if len(encoded) > MAX_NAME_BYTES:
             return f"is {len(encoded)} bytes long (file systems stop at {MAX_NAME_BYTES})"
-        if any(len(p.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for p in name.split("/")):
+        if len(encoded) > MAX_COMPONENT_BYTES and any(
+            len(p.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for p in name.split("/")
+        ):
             return f"has a path component longer than {MAX_COMPONENT_BYTES} bytes"
         return ""
 
@@ -289,6 +302,9 @@ class MemberAudit:
         return out
 
     def _link_findings(self, member: Member, location: str) -> list[Finding]:
+        is_link = member.type in (MemberType.SYMLINK, MemberType.HARDLINK)
+        if not is_link and not (self._policy.extracted and self._symlinks):
+            return []  # only extraction through an earlier symlink puts a plain member elsewhere
         parts = _parts(member.name)
         is_symlink = member.type is MemberType.SYMLINK
         placed = self._resolve_quietly(parts[:-1] if is_symlink else parts, [])

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from ..core.artifact import Artifact, Opener, read_exact
+from ..core.artifact import Artifact, HeadReader, Opener, SharedStream, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding
 from ..core.kinds import Kind, promise_for
@@ -50,6 +50,7 @@ from .zip_reader import (
     STORED,
     ZipDirectory,
     ZipEntry,
+    decoded_member,
     member_stream,
     open_zip_member,
     read_zip_entries,
@@ -93,16 +94,19 @@ def analyze_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         members = [_zip_member(stream, entry, ctx) for entry in directory.entries]
     audit = MemberAudit(artifact, ZIP)
     try:
-        for entry, member in zip(directory.entries, members, strict=True):
-            stop_if_spent(tracker)
-            location, findings = audit.add(member)
-            yield from findings
-            if entry.local_name and entry.local_name != entry.name:
-                yield from _name_mismatch(audit, entry, location)
-            if member.type is MemberType.FILE or (member.type is MemberType.DIR and entry.compressed_size):
-                yield from _walk_zip_member(artifact, directory, entry, location, ctx)  # data in a "directory" too
-            else:
-                tracker.charge_member()
+        with SharedStream(artifact) as shared:  # one open of the archive for all its members
+            for entry, member in zip(directory.entries, members, strict=True):
+                stop_if_spent(tracker)
+                location, findings = audit.add(member)
+                if findings:
+                    yield from findings
+                if entry.local_name and entry.local_name != entry.name:
+                    yield from _name_mismatch(audit, entry, location)
+                if member.type is MemberType.FILE or (member.type is MemberType.DIR and entry.compressed_size):
+                    # data in a "directory" is walked too
+                    yield from _walk_zip_member(artifact, directory, entry, location, ctx, shared)
+                else:
+                    tracker.charge_member()
     except (BudgetExceeded, Malformed):
         for finding in audit.finish():
             ctx.add(finding)
@@ -149,7 +153,12 @@ def _name_mismatch(audit: MemberAudit, entry: ZipEntry, location: str) -> Iterat
 
 
 def _walk_zip_member(
-    artifact: Artifact, directory: ZipDirectory, entry: ZipEntry, location: str, ctx: ScanContext
+    artifact: Artifact,
+    directory: ZipDirectory,
+    entry: ZipEntry,
+    location: str,
+    ctx: ScanContext,
+    shared: SharedStream,
 ) -> Iterator[Finding]:
     if entry.encrypted:
         yield rules.ENCRYPTED.finding(
@@ -177,21 +186,28 @@ def _walk_zip_member(
         except BudgetExceeded as exc:
             _member_budget(exc, location, ctx)
             return
-    ctx.walk(member_artifact(artifact, entry.name, location, _zip_opener(artifact, entry, ctx), _size(entry)))
+    stored = entry.compress_type == STORED
+    opener = _zip_opener(shared, entry, ctx)
+    head_reader = _stored_head(shared, entry) if stored else None
+    size = entry.compressed_size if stored else None
+    ctx.walk(member_artifact(artifact, entry.name, location, opener, size, head_reader))
 
 
-def _zip_opener(parent: Artifact, entry: ZipEntry, ctx: ScanContext) -> Opener:
-    index = CheckpointIndex()  # shared by every open of this member
+def _zip_opener(shared: SharedStream, entry: ZipEntry, ctx: ScanContext) -> Opener:
+    index = None if entry.compress_type == STORED else CheckpointIndex()  # shared by every open of this member
     tracker = ctx.tracker
 
     def opener() -> BinaryIO:
-        return member_stream(parent.open(), entry, tracker, owned=True, charge_returned=False, index=index)
+        window = shared.window(entry.data_offset, entry.compressed_size)
+        return decoded_member(window, entry, tracker, charge_returned=False, index=index)
 
     return opener
 
 
-def _size(entry: ZipEntry) -> int | None:
-    return entry.compressed_size if entry.compress_type == STORED else None
+def _stored_head(shared: SharedStream, entry: ZipEntry) -> HeadReader:
+    """The first bytes of a stored member: one read of the shared archive stream."""
+    start, size = entry.data_offset, entry.compressed_size
+    return lambda n: shared.read_at(start, min(n, size))
 
 
 def _member_budget(exc: BudgetExceeded, location: str, ctx: ScanContext) -> None:

@@ -56,7 +56,7 @@ _MAX_COMMENT = 0xFFFF
 _U32 = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ZipEntry:
     """One central-directory entry, with its data located through its own local header."""
 
@@ -135,8 +135,21 @@ def member_stream(
     if entry.data_offset < 0:
         raise Malformed(f"zip member {entry.name!r} has no valid local header", entry.header_offset)
     window = (OwnedSlice if owned else SliceStream)(base, entry.data_offset, entry.compressed_size)
+    return decoded_member(window, entry, tracker, charge_returned=charge_returned, index=index)  # type: ignore[arg-type]
+
+
+def decoded_member(
+    window: BinaryIO,
+    entry: ZipEntry,
+    tracker: BudgetTracker,
+    *,
+    charge_returned: bool,
+    index: CheckpointIndex | None = None,
+) -> BinaryIO:
+    """The member's bytes from ``window``, its raw data (closed with the result): stored members as
+    they are, compressed ones through a budgeted decoder; ``Malformed`` for a method mlgate cannot decode."""
     if entry.compress_type == STORED:
-        return window  # type: ignore[return-value]
+        return window
     codec = METHOD_CODECS.get(entry.compress_type)
     if codec is None:
         raise Malformed(f"zip member {entry.name!r} uses unsupported compression ({entry.method_name})")
@@ -237,7 +250,8 @@ class _Reader:
         self._buf = b""
         self._at = 0
 
-    def take(self, n: int) -> bytes:
+    def peek(self, n: int) -> tuple[bytes, int]:
+        """The buffer and the offset in it of the next ``n`` bytes (fewer at the end); nothing is consumed."""
         while len(self._buf) - self._at < n and self._left > 0:
             self._stream.seek(self._pos)
             chunk = read_exact(self._stream, min(self._left, 1 << 20))
@@ -248,9 +262,11 @@ class _Reader:
             self._left -= len(chunk)
             self._buf = self._buf[self._at :] + chunk
             self._at = 0
-        out = self._buf[self._at : self._at + n]
-        self._at += len(out)
-        return out
+        return self._buf, self._at
+
+    def skip(self, n: int) -> None:
+        """Consume ``n`` bytes (at most what ``peek`` made available)."""
+        self._at = min(self._at + n, len(self._buf))
 
 
 def _read_central(
@@ -261,19 +277,23 @@ def _read_central(
     blocks = _Blocks(stream)
     entries: list[ZipEntry] = []
     used = 0
+    fixed = _CENTRAL_STRUCT.size
     while used < length:
-        raw = reader.take(_CENTRAL_STRUCT.size)
-        if len(raw) < _CENTRAL_STRUCT.size or not raw.startswith(_CENTRAL):
+        buf, at = reader.peek(fixed)
+        if len(buf) - at < fixed or not buf.startswith(_CENTRAL, at):
             raise Malformed(f"zip central directory entry {len(entries)} is damaged", start + used)
         (_sig, _cver, system, _ever, _res, flags, method, _t, _d, _crc, csize, usize, name_len, extra_len,
-         comment_len, _disk, _iattr, eattr, offset) = _CENTRAL_STRUCT.unpack(raw)  # fmt: skip
-        raw_name = reader.take(name_len)
-        extra = reader.take(extra_len)
-        reader.take(comment_len)
-        used += _CENTRAL_STRUCT.size + name_len + extra_len + comment_len
+         comment_len, _disk, _iattr, eattr, offset) = _CENTRAL_STRUCT.unpack_from(buf, at)  # fmt: skip
+        record = fixed + name_len + extra_len + comment_len
+        buf, at = reader.peek(record)  # a record cut short by the directory's end keeps what is there
+        raw_name = buf[at + fixed : at + fixed + name_len]
+        extra = buf[at + fixed + name_len : at + fixed + name_len + extra_len]
+        reader.skip(record)
+        used += record
         if len(entries) >= max_entries:
             raise BudgetExceeded("max_members", f"zip directory lists more than {max_entries} members")
-        usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+        if _U32 in (usize, csize, offset):  # only saturated fields take their value from the ZIP64 extra
+            usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
         local_name, data_offset = _local_header(blocks, offset + concat, size)
         entries.append(
             ZipEntry(
@@ -295,6 +315,8 @@ def _read_central(
 
 def decode_name(raw: bytes, flags: int) -> str:
     """A member name as zipfile decodes it (utf-8 with flag bit 11, else cp437); bad utf-8 is replaced."""
+    if raw.isascii():  # both encodings agree on ASCII, which decodes without a codec lookup
+        return raw.decode("ascii")
     return raw.decode("utf-8", "replace") if flags & FLAG_UTF8 else raw.decode("cp437")
 
 
@@ -327,25 +349,29 @@ class _Blocks:
         self._start = 0
         self._data = b""
 
-    def read(self, offset: int, n: int) -> bytes:
-        if not (self._start <= offset and offset + n <= self._start + len(self._data)):
+    def at(self, offset: int, n: int) -> tuple[bytes, int]:
+        """A block holding the ``n`` bytes at ``offset`` (fewer at the end) and where they start in it."""
+        rel = offset - self._start
+        if rel < 0 or rel + n > len(self._data):
             self._stream.seek(offset)
             self._data = read_exact(self._stream, max(n, self.BLOCK))
-            self._start = offset
-        return self._data[offset - self._start : offset - self._start + n]
+            self._start, rel = offset, 0
+        return self._data, rel
 
 
 def _local_header(blocks: _Blocks, header_offset: int, size: int) -> tuple[str, int]:
     """(local name, data offset) from the local header miniz reads; ("", -1) when it is missing."""
-    if header_offset + _LOCAL_STRUCT.size > size:
+    fixed = _LOCAL_STRUCT.size
+    if header_offset + fixed > size:
         return "", -1
-    raw = blocks.read(header_offset, _LOCAL_STRUCT.size)
-    if len(raw) < _LOCAL_STRUCT.size or not raw.startswith(_LOCAL):
+    data, at = blocks.at(header_offset, fixed)
+    if len(data) - at < fixed or not data.startswith(_LOCAL, at):
         return "", -1
-    fields = _LOCAL_STRUCT.unpack(raw)
+    fields = _LOCAL_STRUCT.unpack_from(data, at)
     flags, name_len, extra_len = fields[3], fields[10], fields[11]
-    local_name = decode_name(blocks.read(header_offset + _LOCAL_STRUCT.size, name_len), flags)
-    return local_name, header_offset + _LOCAL_STRUCT.size + name_len + extra_len
+    data, at = blocks.at(header_offset + fixed, name_len)
+    local_name = decode_name(data[at : at + name_len], flags)
+    return local_name, header_offset + fixed + name_len + extra_len
 
 
 def _other_end_records(tail: bytes, tail_start: int, eocd_offset: int, entries: list[ZipEntry]) -> list[int]:

@@ -16,6 +16,8 @@ LEVEL_SEPARATOR = "!"
 """Separates container levels in a location: ``model.nemo!model_weights.ckpt!archive/data.pkl``."""
 
 Opener = Callable[[], BinaryIO]
+HeadReader = Callable[[int], bytes]
+"""``read(n)``: up to ``n`` leading bytes of an artifact, the same bytes ``open()`` gives first."""
 
 
 class Artifact:
@@ -30,6 +32,7 @@ class Artifact:
         depth: int = 0,
         parent: Artifact | None = None,
         container: str = "dir",
+        head_reader: HeadReader | None = None,
     ) -> None:
         self.location = location  # full display path from the target root
         self.name = name  # path inside the immediate container (posix separators)
@@ -38,6 +41,7 @@ class Artifact:
         self.parent = parent
         self.container = container  # what holds it: "dir", "zip", "tar", "gzip", "pickle", ...
         self._opener = opener
+        self._head_reader = head_reader  # a cheaper way to the first bytes than a stream (archive members)
         self.kind: object = None  # the Kind the walker sniffed, set before analyzers run
         self.loaded_as: str | None = (
             None  # a file name (e.g. "elements.pkl") whose loader reads this member (set by containers
@@ -47,6 +51,15 @@ class Artifact:
     def open(self) -> BinaryIO:
         """A fresh stream positioned at offset 0. Callers close it."""
         return self._opener()
+
+    def read_head(self, n: int) -> bytes:
+        """Up to ``n`` leading bytes (fewer only when the artifact is shorter), unmetered: the
+        walker charges them. Containers that hold their bytes open pass a ``head_reader`` so the
+        sniff of each member costs one read, not a stream of its own."""
+        if self._head_reader is not None:
+            return self._head_reader(n)
+        with self._opener() as stream:
+            return read_exact(stream, n)
 
     def child(self, name: str, opener: Opener, size: int | None, container: str) -> Artifact:
         """A member of this artifact (an archive member, a decompressed stream, a nested payload)."""
@@ -125,6 +138,54 @@ class OwnedSlice(SliceStream):
             self._base.close()
         finally:
             super().close()
+
+
+class SharedStream:
+    """One open stream of a container, shared by the windows over its members while it is walked.
+
+    Opening the container once per member (a file open, a ranged-read session) costs more than
+    sniffing the member; windows seek before every read, so they can share one base stream. It is
+    opened on first use; after ``close()`` (the container's walk is over) each window opens its own.
+    """
+
+    def __init__(self, artifact: Artifact) -> None:
+        self._artifact = artifact
+        self._stream: BinaryIO | None = None
+        self._closed = False
+
+    def __enter__(self) -> SharedStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+    def window(self, start: int, length: int) -> BinaryIO:
+        """``[start, start+length)`` of the container as a stream of its own (callers close it)."""
+        base = self._base()
+        if base is None:
+            return OwnedSlice(self._artifact.open(), start, length)  # type: ignore[return-value]
+        return SliceStream(base, start, length)  # type: ignore[return-value]
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset`` of the container (fewer at its end)."""
+        base = self._base()
+        if base is None:
+            with self._artifact.open() as stream:
+                stream.seek(offset)
+                return read_exact(stream, n)
+        base.seek(offset)
+        return read_exact(base, n)
+
+    def _base(self) -> BinaryIO | None:
+        if self._stream is None and not self._closed:
+            self._stream = self._artifact.open()
+        return self._stream
 
 
 class MeteredStream(io.RawIOBase):

@@ -261,8 +261,9 @@ class ScanContext:
         self.tracker.check_time()
 
     def _head(self, artifact: Artifact) -> bytes:
-        with self.open(artifact) as stream:
-            return read_exact(stream, SNIFF_BYTES)
+        head = artifact.read_head(SNIFF_BYTES)
+        self._charge(len(head))
+        return head
 
     def _hdf5_past_head(self, artifact: Artifact, head_len: int) -> bool:
         """An HDF5 superblock at a power-of-two offset past the sniffed head (libhdf5 searches 0,
