@@ -6,20 +6,15 @@ their files by structure: Hugging Face (``huggingface``), Hydra/NeMo
 (``hydra``), MLflow (``mlflow_model``), sharded-checkpoint indexes (``shards``). Handlers record ``Reference``s
 for the resolver and never resolve anything themselves.
 
-The text analyzer acts only on files loaders read by name:
-``requirements*.txt`` / ``constraints.txt`` (pip), ``pickle_module_info.txt``
-(MLflow PyTorch), and ``*.jinja`` chat templates.
+Plain text files are read by ``text`` (loaded with the first text file, without the YAML parser).
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import PurePosixPath
 from typing import Any
 
-from ..core.artifact import Artifact, read_exact
-from ..core.budget import BudgetExceeded
+from ..core.artifact import Artifact
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
@@ -31,18 +26,13 @@ from . import mlflow_model as config_mlflow
 from . import shards as config_shards
 from .parsing import ConfigDict, Document, join, parse_json, parse_yaml, walk
 from .sites import Site
+from .text import read_bounded
 
 DUPLICATE_KEY = Rule("MLG-DEP-005", Severity.MEDIUM, "Duplicate key in a config (loaders keep the last)", "configs")
 PYTHON_TAG = Rule("MLG-DEP-010", Severity.HIGH, "YAML uses Python object tags", "configs")
 
 MAX_CONFIG_BYTES = 64 << 20
 """Larger JSON/YAML files are not parsed (incomplete). Big tokenizer.json files are about 35 MB."""
-MAX_TEXT_BYTES = 1 << 20
-"""Requirements files, pickle module names and chat templates larger than this are not read (incomplete)."""
-
-REQUIREMENT_FILES = ("requirements*.txt", "*-requirements.txt", "*_requirements.txt", "constraints.txt")
-"""pip requirement files, by the names MLflow and model repos give them."""
-
 # Keys whose duplication changes what gets loaded or run: reported HIGH instead of MEDIUM.
 SENSITIVE_KEYS = frozenset(
     {
@@ -78,33 +68,16 @@ HANDLERS: tuple[Handler, ...] = (config_hf.handle, config_hydra.handle, config_m
 
 @register(Kind.JSON, "configs")
 def analyze_json(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
-    raw = _read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
+    raw = read_bounded(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
     ctx.observe_document(artifact.location, raw.decode("utf-8", "replace"), reachable=True)
     yield from _analyze(parse_json(raw), artifact, ctx)
 
 
 @register(Kind.YAML, "configs")
 def analyze_yaml(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
-    raw = _read(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
+    raw = read_bounded(artifact, ctx, MAX_CONFIG_BYTES, "config_bytes")
     ctx.observe_document(artifact.location, raw.decode("utf-8", "replace"), reachable=True)
     yield from _analyze(parse_yaml(raw), artifact, ctx)
-
-
-@register(Kind.TEXT, "configs")
-def analyze_text(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
-    name = PurePosixPath(artifact.name).name
-    lower = name.lower()
-    ctx.observe_document(artifact.location, _text(artifact, ctx), reachable=False)  # cards, notes, lists
-    if any(fnmatch.fnmatchcase(lower, pattern) for pattern in REQUIREMENT_FILES):
-        text = _text(artifact, ctx)
-        lines = [(f"{artifact.location}:{n}", line) for n, line in enumerate(text.splitlines(), 1)]
-        yield from config_mlflow.requirement_findings(lines, artifact.location)
-    elif name == "pickle_module_info.txt":
-        yield from config_mlflow.pickle_module_findings(_text(artifact, ctx), artifact.location)
-    elif lower.endswith(".jinja"):
-        from ..embedded_code.templates import lint_template  # jinja2 loads with the first template
-
-        yield from lint_template(_text(artifact, ctx), artifact.location)
 
 
 def _analyze(doc: Document, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
@@ -148,15 +121,3 @@ def _duplicates(site: Site, path: str, keys: list[str]) -> Iterator[Finding]:
             + (" (this key decides what gets loaded or run)" if sensitive else ""),
             severity=Severity.HIGH if sensitive else None,
         )
-
-
-def _read(artifact: Artifact, ctx: ScanContext, limit: int, budget: str) -> bytes:
-    with ctx.open(artifact) as stream:
-        data = read_exact(stream, limit + 1)
-    if len(data) > limit:
-        raise BudgetExceeded(budget, f"{artifact.name} is larger than {limit} bytes and was not parsed")
-    return data
-
-
-def _text(artifact: Artifact, ctx: ScanContext) -> str:
-    return _read(artifact, ctx, MAX_TEXT_BYTES, "text_bytes").decode("utf-8", "replace")

@@ -40,7 +40,8 @@ ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
     "mlgate.analyzers.savedmodel.analyzer": (Kind.SAVEDMODEL,),
     "mlgate.analyzers.keras.containers": (Kind.ZIP, Kind.HDF5, Kind.KERAS_METADATA),
     "mlgate.analyzers.onnx.analyzer": (Kind.ONNX,),
-    "mlgate.analyzers.configs.analyzer": (Kind.JSON, Kind.YAML, Kind.TEXT),
+    "mlgate.analyzers.configs.analyzer": (Kind.JSON, Kind.YAML),
+    "mlgate.analyzers.configs.text": (Kind.TEXT,),
     "mlgate.analyzers.embedded_code.python_source": (Kind.PYTHON,),
     "mlgate.analyzers.tensors.gguf": (Kind.GGUF,),
     "mlgate.analyzers.tensors.msgpack": (Kind.MSGPACK,),
@@ -117,8 +118,13 @@ def analyzers_for(kind: Kind) -> list[tuple[str, AnalyzerFn]]:
 
 
 # Modules that declare rules without registering an analyzer, loaded by the analyzers that use them
-# only when needed (chat templates: jinja2): ``load_all`` imports them so the catalogue is complete.
-RULE_MODULES = ("mlgate.analyzers.embedded_code.templates", "mlgate.analyzers.signatures.verify")
+# only when needed (chat templates: jinja2; Keras configs: with the first one): ``load_all`` imports
+# them so the catalogue is complete.
+RULE_MODULES = (
+    "mlgate.analyzers.embedded_code.templates",
+    "mlgate.analyzers.signatures.verify",
+    "mlgate.analyzers.keras.config_walker",
+)
 
 
 def load_all() -> None:

@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..core.artifact import Artifact, read_exact
 from ..core.budget import BudgetExceeded
@@ -22,7 +22,11 @@ from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
 from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
-from .config_walker import ANALYZER, ConfigScan, walk_config
+
+if TYPE_CHECKING:
+    from .config_walker import ConfigScan
+
+ANALYZER = "keras"  # the analyzer name of ``config_walker``'s rules too (it loads with the first Keras config)
 
 MAX_CONFIG_BYTES = 64 << 20  # config.json / metadata.json / HDF5 attribute text
 MAX_BUFFERED_HDF5 = 256 << 20  # an HDF5 stream that cannot seek is buffered up to this size
@@ -43,6 +47,13 @@ def _emit(ctx: ScanContext, artifact: Artifact, scan: ConfigScan) -> Iterator[Fi
         name = where.removeprefix(f"{artifact.location}!").removeprefix(f"{artifact.location}:")
         ctx.walk(artifact.child(name, lambda data=data: io.BytesIO(data), len(data), container="keras-config"))
     yield from scan.findings
+
+
+def _walk_config(config: object, where: str, keras_version: str | None = None) -> ConfigScan:
+    """``config_walker.walk_config``, imported with the first Keras config rather than the first zip."""
+    from .config_walker import walk_config
+
+    return walk_config(config, where, keras_version=keras_version)
 
 
 def _json(raw: bytes | str, what: str) -> object:
@@ -78,7 +89,7 @@ def analyze_keras_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]
             if entry.name == "config.json":
                 where = f"{artifact.location}!config.json"
                 config = _json(_member(stream, entry, ctx), where)
-                yield from _emit(ctx, artifact, walk_config(config, where, keras_version=version))
+                yield from _emit(ctx, artifact, _walk_config(config, where, keras_version=version))
         yield from _extra_members(artifact, [e.name for e in entries])
 
 
@@ -132,7 +143,7 @@ def analyze_keras_h5(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         if len(text) > MAX_CONFIG_BYTES:
             raise Malformed(f"HDF5 attribute {key} is larger than {MAX_CONFIG_BYTES} bytes")
         where = f"{artifact.location}:{key}"
-        yield from _emit(ctx, artifact, walk_config(_json(text, where), where))
+        yield from _emit(ctx, artifact, _walk_config(_json(text, where), where))
 
 
 # ------------------------------------------------------------------------------ keras_metadata.pb
@@ -154,7 +165,7 @@ def analyze_keras_metadata(artifact: Artifact, ctx: ScanContext) -> Iterator[Fin
             continue
         node_path = node.node_path.decode("utf-8", errors="replace") or f"node{i}"
         where = f"{artifact.location}:{node_path}"
-        scan = walk_config(_json(node.metadata.decode("utf-8", errors="replace"), where), where)
+        scan = _walk_config(_json(node.metadata.decode("utf-8", errors="replace"), where), where)
         fresh = []
         for f in scan.findings:
             if (f.rule, f.message) not in seen:
