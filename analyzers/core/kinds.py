@@ -118,6 +118,9 @@ CONVENTIONAL_MISMATCHES: dict[tuple[str, Kind], str] = {
 
 def posix_name(path: str) -> str:
     """``PurePosixPath(path).name`` without building a path object (called per archive member)."""
+    tail = path[path.rfind("/") + 1 :]
+    if tail and tail != ".":  # the usual case: no trailing "/" or "/."
+        return tail
     for part in reversed(path.split("/")):
         if part and part != ".":
             return part
@@ -164,28 +167,32 @@ def sniff(head: bytes, name: str = "") -> Kind:
     return Kind.TEXT
 
 
+# Formats known by a magic at offset 0, keyed by its first two bytes (distinct for each of them).
+_LEADING_MAGIC: dict[bytes, tuple[bytes, Kind]] = {
+    magic[:2]: (magic, kind)
+    for magic, kind in (
+        (b"\x1f\x8b", Kind.GZIP),
+        (b"\xfd7zXZ\x00", Kind.XZ),
+        (b"\x28\xb5\x2f\xfd", Kind.ZSTD),
+        (b"\x04\x22\x4d\x18", Kind.LZ4),
+        (b"7z\xbc\xaf\x27\x1c", Kind.SEVENZIP),
+        (b"\x93NUMPY", Kind.NUMPY),
+        (b"GGUF", Kind.GGUF),
+    )
+}
+
+
 def _by_magic(head: bytes) -> Kind | None:
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return Kind.ZIP
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Kind.TAR
-    if head[:2] == b"\x1f\x8b":
-        return Kind.GZIP
+    leading = _LEADING_MAGIC.get(head[:2])
+    if leading is not None and head.startswith(leading[0]):
+        return leading[1]
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return Kind.BZIP2
-    if head[:6] == b"\xfd7zXZ\x00":
-        return Kind.XZ
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return Kind.ZSTD
-    if head[:4] == b"\x04\x22\x4d\x18":
-        return Kind.LZ4
-    if head[:6] == b"7z\xbc\xaf\x27\x1c":
-        return Kind.SEVENZIP
-    if head[:6] == b"\x93NUMPY":
-        return Kind.NUMPY
-    if head[:4] == b"GGUF":
-        return Kind.GGUF
-    if any(head[off : off + 8] == _HDF5 for off in hdf5_superblock_offsets(len(head))):
+    if _HDF5 in head and any(head[off : off + 8] == _HDF5 for off in hdf5_superblock_offsets(len(head))):
         return Kind.HDF5
     if head[:4] == _ELF or head[:4] in _MACHO or head[:2] == b"MZ":
         return Kind.EXECUTABLE

@@ -53,6 +53,7 @@ ANALYZER_MODULES: dict[str, tuple[Kind, ...]] = {
 _ORDER = {module: i for i, module in enumerate(ANALYZER_MODULES)}
 
 _REGISTRY: dict[Kind, list[tuple[str, AnalyzerFn]]] = {}
+_DISPATCH: dict[Kind, tuple[tuple[str, AnalyzerFn], ...]] = {}  # analyzers_for's answers (reset by register)
 _loaded_kinds: set[Kind] = set()
 
 
@@ -101,20 +102,27 @@ def register(kind: Kind, name: str) -> Callable[[AnalyzerFn], AnalyzerFn]:
         entries = _REGISTRY.setdefault(kind, [])
         if all(existing is not fn for _, existing in entries):
             entries.append((name, fn))
+            _DISPATCH.clear()
         return fn
 
     return decorate
 
 
-def analyzers_for(kind: Kind) -> list[tuple[str, AnalyzerFn]]:
-    """The (name, function) pairs registered for ``kind``, in ``ANALYZER_MODULES`` order."""
+def analyzers_for(kind: Kind) -> tuple[tuple[str, AnalyzerFn], ...]:
+    """The (name, function) pairs registered for ``kind``, in ``ANALYZER_MODULES`` order.
+
+    Called for every file and member: the answer is kept per kind until the next ``register``."""
+    entries = _DISPATCH.get(kind)
+    if entries is not None:
+        return entries
     if kind not in _loaded_kinds:
         for module, kinds in ANALYZER_MODULES.items():
             if kind in kinds:
                 importlib.import_module(module)
         _loaded_kinds.add(kind)
-    entries = _REGISTRY.get(kind, ())
-    return sorted(entries, key=lambda entry: _ORDER.get(entry[1].__module__, len(_ORDER)))
+    ordered = sorted(_REGISTRY.get(kind, ()), key=lambda entry: _ORDER.get(entry[1].__module__, len(_ORDER)))
+    _DISPATCH[kind] = entries = tuple(ordered)
+    return entries
 
 
 # Modules that declare rules without registering an analyzer, loaded by the analyzers that use them

@@ -158,7 +158,7 @@ class ScanContext:
         kind, extra = self._route(artifact, head, kind, promise)
         artifact.kind = kind
         self._check_kind(artifact, kind, promise)
-        entries = analyzers_for(kind) + extra
+        entries = analyzers_for(kind) + extra if extra else analyzers_for(kind)
         if not entries and kind not in DATA_KINDS and kind is not Kind.EXECUTABLE:
             self.add(
                 NO_ANALYZER.finding(
@@ -318,7 +318,7 @@ class ScanContext:
 
     def _route(
         self, artifact: Artifact, head: bytes, kind: Kind, promise: Promise | None
-    ) -> tuple[Kind, list[tuple[str, object]]]:
+    ) -> tuple[Kind, tuple[tuple[str, object], ...]]:
         """Run the pickle VM on what the sniffer did not call a pickle, when a loader would unpickle it.
 
         A pickle may start with any opcode and push megabytes before its first import, so the
@@ -329,7 +329,7 @@ class ScanContext:
         Returns the kind to use and extra (name, analyzer) pairs to run.
         """
         if kind is Kind.PICKLE or (promise is not None and kind in promise.accepts and kind not in NAME_ONLY_KINDS):
-            return kind, []  # the loader this name selects reads the sniffed format (by its magic), not a pickle
+            return kind, ()  # the loader this name selects reads the sniffed format (by its magic), not a pickle
         by_name = promise is not None and promise.pickle_loader
         if head[0] not in PICKLE_START_BYTES:  # every unpickler fails on the first byte
             verdict = Probe(False, f"pickle.load fails at offset 0: 0x{head[0]:02x} is not a pickle opcode")
@@ -337,16 +337,16 @@ class ScanContext:
         else:
             probe = probe_for(Kind.PICKLE)
             if probe is None:
-                return kind, []
+                return kind, ()
         try:
             if probe is not None:  # a bare import claims only under a strict name (.bin, .dat: content decides)
                 verdict = probe(artifact, self, head, by_name and promise is not None and promise.strict)
         except BudgetExceeded as exc:
             self.budget_exceeded(exc, artifact.location)
-            return kind, []
+            return kind, ()
         except OSError as exc:
             self.add(UNREADABLE.finding(artifact.location, f"pickle probe could not read: {exc}"))
-            return kind, []
+            return kind, ()
         if not verdict.claimed:
             if by_name and promise is not None and promise.strict:
                 self._promised_findings.add(artifact.location)
@@ -358,9 +358,9 @@ class ScanContext:
                         "read as what it claims to be",
                     )
                 )
-            return kind, []
+            return kind, ()
         if kind in DATA_KINDS:
-            return Kind.PICKLE, []
+            return Kind.PICKLE, ()
         self.add(
             PICKLE_POLYGLOT.finding(
                 artifact.location,
@@ -368,7 +368,7 @@ class ScanContext:
                 "that unpickles it acts on different content than a loader of the other format; both were scanned",
             )
         )
-        return kind, list(analyzers_for(Kind.PICKLE))
+        return kind, analyzers_for(Kind.PICKLE)
 
     def _check_kind(self, artifact: Artifact, kind: Kind, promise: Promise | None = None) -> None:
         if kind is Kind.EXECUTABLE:

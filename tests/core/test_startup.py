@@ -1,4 +1,4 @@
-"""What ``mlgate`` imports to scan one plain pickle, and to print its version (issue 19: start-up).
+"""What ``mlgate`` imports to scan one plain pickle, a torch zip, and to print its version (issue 19).
 
 Start-up is most of the cost of scanning a small file, and an import added at the top of a module
 on that path costs every scan. These tests pin the path: modules a pickle scan must not load (what
@@ -13,6 +13,9 @@ import json
 import pickle
 import subprocess
 import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 FORBIDDEN_IN_PICKLE_SCAN = (
     # secrets: detect-secrets and requests load only for a string with a token's shape
@@ -45,6 +48,24 @@ FORBIDDEN_IN_PICKLE_SCAN = (
     "mlgate.analyzers.pickles.fx_code",
     "mlgate.analyzers.pickles.joblib_arrays",
 )
+# A torch zip reads the archive, the pickle and plain text members: none of the config parsers (YAML,
+# the config handlers, the Keras config walker), which load with the first config or Keras archive.
+FORBIDDEN_IN_TORCH_ZIP_SCAN = tuple(
+    m for m in FORBIDDEN_IN_PICKLE_SCAN if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs")
+) + (
+    "yaml",
+    "importlib.resources",
+    "tempfile",
+    "mlgate.analyzers.configs.analyzer",
+    "mlgate.analyzers.configs.parsing",
+    "mlgate.analyzers.configs.sites",
+    "mlgate.analyzers.configs.huggingface",
+    "mlgate.analyzers.configs.hydra",
+    "mlgate.analyzers.configs.mlflow_model",
+    "mlgate.analyzers.keras.config_walker",
+    "mlgate.analyzers.embedded_code.catalogue",
+)
+TORCH_ZIP_MLGATE_MODULE_BUDGET = 52  # 48 when this was written
 MLGATE_MODULE_BUDGET = 40  # 38 when this was written
 ALL_MODULE_BUDGET = 105  # modules beyond the interpreter's own start-up; 90 when this was written
 
@@ -78,6 +99,16 @@ def test_a_pickle_scan_loads_only_the_pickle_path(tmp_path) -> None:
     assert [m for m in loaded if _under(m, FORBIDDEN_IN_PICKLE_SCAN)] == []
     assert len(ours) <= MLGATE_MODULE_BUDGET, ours
     assert len(loaded) <= ALL_MODULE_BUDGET, loaded
+
+
+def test_a_torch_zip_scan_loads_no_config_parser() -> None:
+    model = FIXTURES / "benign" / "torch-state-dict" / "model.pt"  # torch.save: data.pkl, tensors, text members
+    loaded, ours, stdout = _modules_after(["scan", str(model), "--format", "json", "--no-progress"])
+    report = json.loads(stdout)["targets"][0]
+    assert report["verdict"] == "approved" and report["scan_complete"]  # the zip and its members were read
+    assert {"mlgate.analyzers.archives.zip_and_streams", "mlgate.analyzers.pickles.vm"} <= set(ours)
+    assert [m for m in loaded if _under(m, FORBIDDEN_IN_TORCH_ZIP_SCAN)] == []
+    assert len(ours) <= TORCH_ZIP_MLGATE_MODULE_BUDGET, ours
 
 
 def test_version_imports_almost_nothing() -> None:
