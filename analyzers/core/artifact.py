@@ -151,6 +151,7 @@ class SharedStream:
     def __init__(self, artifact: Artifact) -> None:
         self._artifact = artifact
         self._stream: BinaryIO | None = None
+        self._fd: int | None = None  # a local file's descriptor: positional reads, no seek
         self._closed = False
 
     def __enter__(self) -> SharedStream:
@@ -161,6 +162,7 @@ class SharedStream:
 
     def close(self) -> None:
         self._closed = True
+        self._fd = None
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.close()
@@ -179,12 +181,22 @@ class SharedStream:
             with self._artifact.open() as stream:
                 stream.seek(offset)
                 return read_exact(stream, n)
+        if self._fd is not None:
+            data = os.pread(self._fd, n, offset)  # one system call (a seek and a read otherwise)
+            if len(data) == n or not data:
+                return data
+            return data + self.read_at(offset + len(data), n - len(data))  # a short read: ask for the rest
         base.seek(offset)
         return read_exact(base, n)
 
     def _base(self) -> BinaryIO | None:
         if self._stream is None and not self._closed:
-            self._stream = self._artifact.open()
+            self._stream = stream = self._artifact.open()
+            if isinstance(stream, (io.BufferedReader, io.FileIO)):  # a local file, read as it is on disk
+                try:
+                    self._fd = stream.fileno()
+                except (OSError, ValueError):  # io.UnsupportedOperation: a buffer over something else
+                    self._fd = None
         return self._stream
 
 
@@ -210,6 +222,13 @@ class MeteredStream(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._raw.seek(offset, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """The raw stream's ``read``, charged: one call, not ``RawIOBase``'s buffer and copy."""
+        data = self._raw.read(-1 if size is None else size)
+        if data:
+            self._charge(len(data))
+        return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         readinto = getattr(self._raw, "readinto", None)

@@ -332,6 +332,8 @@ class ScanContext:
             return kind, ()  # the loader this name selects reads the sniffed format (by its magic), not a pickle
         by_name = promise is not None and promise.pickle_loader
         if head[0] not in PICKLE_START_BYTES:  # every unpickler fails on the first byte
+            if not (by_name and promise is not None and promise.strict):
+                return kind, ()  # and the name promises no pickle: nothing to report (most archive members)
             verdict = Probe(False, f"pickle.load fails at offset 0: 0x{head[0]:02x} is not a pickle opcode")
             probe = None
         else:
