@@ -64,6 +64,10 @@ class MemberType(enum.Enum):
     SOCKET = "socket"
 
 
+_SPECIAL_TYPES = frozenset({MemberType.DEVICE, MemberType.FIFO, MemberType.SOCKET})
+_LINK_TYPES = frozenset({MemberType.SYMLINK, MemberType.HARDLINK})
+
+
 @dataclass(frozen=True)
 class Member:
     """One archive member as the policy sees it."""
@@ -275,13 +279,13 @@ class MemberAudit:
     # --- types, modes, links -------------------------------------------------------------
     def _type_findings(self, member: Member, location: str) -> list[Finding]:
         out = []
-        if member.type in (MemberType.DEVICE, MemberType.FIFO, MemberType.SOCKET):
+        if member.type in _SPECIAL_TYPES:
             out.append(
                 rules.SPECIAL_FILE.finding(
                     location, f"{member.type.value} member {member.name!r}: extracting it creates a special file"
                 )
             )
-        if member.mode is not None and member.type not in (MemberType.SYMLINK, MemberType.HARDLINK):
+        if member.mode is not None and member.type not in _LINK_TYPES:
             odd = _odd_mode(member.mode)
             if odd:
                 out.append(
@@ -302,7 +306,7 @@ class MemberAudit:
         return out
 
     def _link_findings(self, member: Member, location: str) -> list[Finding]:
-        is_link = member.type in (MemberType.SYMLINK, MemberType.HARDLINK)
+        is_link = member.type in _LINK_TYPES
         if not is_link and not (self._policy.extracted and self._symlinks):
             return []  # only extraction through an earlier symlink puts a plain member elsewhere
         parts = _parts(member.name)
@@ -317,7 +321,7 @@ class MemberAudit:
                     "archive: extraction writes it outside the target directory",
                 )
             )
-        if member.type not in (MemberType.SYMLINK, MemberType.HARDLINK):
+        if not is_link:
             return out
         kind = "symbolic link" if is_symlink else "hard link"
         target = member.link_target
@@ -400,7 +404,12 @@ def _lexically_inside(parts: list[str]) -> bool:
     return True
 
 
+_ODD_MODE_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWOTH
+
+
 def _odd_mode(mode: int) -> str:
+    if not mode & _ODD_MODE_BITS:
+        return ""
     bits = []
     if mode & stat.S_ISUID:
         bits.append("setuid")
