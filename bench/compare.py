@@ -67,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import zipfile
@@ -394,14 +395,17 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
             cwd=tmp,  # tools that drop files in their working folder (fickling's safety_results.json) drop them here
             start_new_session=True,  # its own process group: a timeout stops the tool's workers too
         )
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # A blocking wait, the timeout on a timer: ``wait(timeout=...)`` polls with sleeps growing to 50 ms,
+        # which rounded every wall time up to the next step of its schedule (0.064, 0.114, 0.164 s...).
+        killed = threading.Event()
+        timer = threading.Timer(timeout, _kill_group, (proc.pid, killed))
+        timer.start()
+        proc.wait()
+        wall = time.perf_counter() - t0
+        timer.cancel()
+        if killed.is_set():
             return {"wall": float("inf"), "cpu": float("nan"), "rss_mb": float("nan"), "rc": "timeout", "stdout": "",
                     "report": ""}  # fmt: skip
-        wall = time.perf_counter() - t0
         user, system, max_kb = out.read().split()[-3:]
         stdout.seek(0)
         text = stdout.read()
@@ -414,6 +418,15 @@ def run_once(cmd: list[str], timeout: float) -> dict[str, float | int | str]:
         "stdout": text,
         "report": written,
     }
+
+
+def _kill_group(pid: int, killed: threading.Event) -> None:
+    """Stop a tool that ran past the timeout, with the workers it started (its process group)."""
+    killed.set()
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it ended as the timer fired
 
 
 def measure(case: str, target: Path, available: dict[str, Callable[[Path], list[str]]], args: argparse.Namespace):
