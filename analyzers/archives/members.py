@@ -13,8 +13,8 @@ import enum
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from ..core.artifact import LEVEL_SEPARATOR, Artifact, HeadReader, Opener
 from ..core.budget import BudgetExceeded, BudgetTracker
@@ -68,8 +68,7 @@ _SPECIAL_TYPES = frozenset({MemberType.DEVICE, MemberType.FIFO, MemberType.SOCKE
 _LINK_TYPES = frozenset({MemberType.SYMLINK, MemberType.HARDLINK})
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """One archive member as the policy sees it."""
 
     name: str
@@ -79,8 +78,7 @@ class Member:
     where: str = ""  # how the format identifies the entry, for messages ("central-directory entry 3")
 
 
-@dataclass(frozen=True)
-class ContainerPolicy:
+class ContainerPolicy(NamedTuple):
     """What consumers do with one container format."""
 
     container: str  # "zip", "tar", "7z"

@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from ..core.artifact import Opener, read_exact, seek_position
 from ..core.budget import BudgetExceeded, BudgetTracker, MiB
@@ -56,8 +56,7 @@ class _Decoder(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Codec:
+class Codec(NamedTuple):
     """How to decode one compressed format: ``start(source)`` reads from the source's current position."""
 
     name: str
@@ -250,11 +249,12 @@ def _lz4_decompressor() -> Any:
     return lz4.frame.LZ4FrameDecompressor()
 
 
-@dataclass(order=True)
-class _Checkpoint:
+class _Checkpoint(NamedTuple):
+    """A decoder state to resume from: ``out_pos`` decoded bytes done, ``in_pos`` compressed bytes read."""
+
     out_pos: int
-    resume: Callable[[BinaryIO], _Decoder] = field(compare=False)
-    in_pos: int = field(compare=False)
+    resume: Callable[[BinaryIO], _Decoder]
+    in_pos: int
 
 
 @dataclass

@@ -56,7 +56,7 @@ _MAX_COMMENT = 0xFFFF
 _U32 = 0xFFFFFFFF
 
 
-@dataclass(slots=True)
+@dataclass
 class ZipEntry:
     """One central-directory entry, with its data located through its own local header."""
 
