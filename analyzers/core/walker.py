@@ -14,7 +14,6 @@ finding that marks the scan incomplete: nothing is skipped silently.
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 import time
@@ -45,8 +44,6 @@ from .kinds import (
 )
 from .references import Reference
 from .registry import Probe, analyzers_for, probe_for
-
-log = logging.getLogger(__name__)
 
 NO_ANALYZER = Rule(
     "MLG-CORE-001", Severity.MEDIUM, "Content of a kind mlgate cannot analyze yet", "core", incomplete=True
@@ -428,7 +425,9 @@ class ScanContext:
         except OSError as exc:
             self.add(UNREADABLE.finding(artifact.location, f"{name}: could not read: {exc}"))
         except Exception as exc:
-            log.debug("analyzer %s crashed on %s", name, artifact.location, exc_info=True)
+            import logging  # loaded for a crash only: the scan path logs nothing else
+
+            logging.getLogger(__name__).debug("analyzer %s crashed on %s", name, artifact.location, exc_info=True)
             self.add(CRASH.finding(artifact.location, f"{name} analyzer failed: {type(exc).__name__}: {exc}"))
 
 

@@ -5,7 +5,8 @@ which registers its arguments and sets ``func`` (returns the exit status).
 Only the module of the subcommand being run is imported (``mlgate scan`` never
 loads the controller, MLflow or boto3); the full list is built for help and for
 an unknown command's error message. A bare ``mlgate --version`` is answered
-before argparse and logging are imported.
+before argparse and logging are imported, and a scan of local files loads logging
+only with ``-v`` (nothing on its path logs at warning level; ``configure_logging``).
 Errors meant for people are raised as ``UsageError`` and printed as one line
 with exit status 2; nothing reaches the user as a traceback.
 """
@@ -69,20 +70,27 @@ def _needed_commands(argv: Sequence[str] | None) -> list[str]:
     return list(COMMANDS)
 
 
+def configure_logging(verbose: int) -> None:
+    """Log to stderr: warnings, and info and debug with ``-v`` and ``-vv``. Subcommands that set
+    ``logging_when_needed`` call it themselves when their work logs (a scan of a remote target)."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv == ["--version"]:
         print(f"mlgate {__version__}")
         return EXIT_OK
-    import logging
-
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if args.verbose or not getattr(args, "logging_when_needed", False):
+        configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -95,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mlgate: interrupted", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
+        import logging
+
         logging.getLogger("mlgate").debug("internal error", exc_info=True)
         print(f"mlgate: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
         return EXIT_USAGE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import threading
+from _thread import allocate_lock  # threading.Lock itself, without importing threading (start-up, issue 19)
 
 
 class Progress:
@@ -14,7 +14,7 @@ class Progress:
         self.done = 0
         self.width = width
         self.enabled = enabled and sys.stderr.isatty()
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def advance(self, label: str) -> None:
         if not self.enabled:

@@ -20,7 +20,7 @@ from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_poli
 from ..config.environment import colour_allowed
 from ..formats import FORMATS, render
 from ..scanning import scan_target
-from .main import EXIT_OK, EXIT_QUARANTINED, UsageError
+from .main import EXIT_OK, EXIT_QUARANTINED, UsageError, configure_logging
 from .progress import Progress
 from .targets import TargetError, check_reference, is_reference, scan_reference
 
@@ -51,10 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="hash every file for the report's content digest (default: null, or [scan] digest in the policy)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, logging_when_needed=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jobs > 1 or any(is_reference(path) for path in args.paths):
+        configure_logging(args.verbose)  # resolvers and worker pools log; local scans load logging only with -v
     try:
         policy = load_policy(args.policy)
     except PolicyError as exc:

@@ -14,7 +14,6 @@ A reference that cannot be had raises ``TargetError``: one line naming the refer
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,6 @@ if TYPE_CHECKING:
     from mlgate.analyzers.core.report import TargetReport
 
     from ..resolver import Resolver
-
-log = logging.getLogger("mlgate.cli")
 
 _HF = re.compile(r"^hf://(?P<repo>[^@\s]+?)(?:@(?P<revision>[^@\s/]+))?/?$")
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/@]+))(?:/.*)?$")
@@ -81,7 +78,9 @@ def scan_reference(
         if not resolution.resolved or resolution.path is None:
             raise TargetError(f"{target}: {resolution.reason or 'nothing to scan'}")
         if resolution.reason:
-            log.warning("%s: %s", target, resolution.reason)
+            import logging
+
+            logging.getLogger("mlgate.cli").warning("%s: %s", target, resolution.reason)
         return scan_target(resolution.path, policy, label=target, resolver=registry, compute_digest=compute_digest)
     finally:
         resolution.release()

@@ -26,6 +26,9 @@ FORBIDDEN_IN_PICKLE_SCAN = (
     "ssl",
     "socket",
     "email",
+    # logging loads with -v, a remote target or --jobs; the progress bar locks without threading
+    "logging",
+    "threading",
     # --jobs, references, other formats, policy files
     "multiprocessing",
     "concurrent.futures.process",
@@ -109,6 +112,25 @@ def test_a_torch_zip_scan_loads_no_config_parser() -> None:
     assert {"mlgate.analyzers.archives.zip_and_streams", "mlgate.analyzers.pickles.vm"} <= set(ours)
     assert [m for m in loaded if _under(m, FORBIDDEN_IN_TORCH_ZIP_SCAN)] == []
     assert len(ours) <= TORCH_ZIP_MLGATE_MODULE_BUDGET, ours
+
+
+def test_verbose_and_remote_scans_still_configure_logging(tmp_path) -> None:
+    model = tmp_path / "model.pkl"
+    model.write_bytes(pickle.dumps([1, 2]))
+    code = (
+        "import logging, sys\n"
+        "from mlgate.controller.cli import main as _\n"
+        "main = sys.modules['mlgate.controller.cli.main']\n"
+        "main.main(sys.argv[1:])\n"
+        "root = logging.getLogger()\n"
+        "print(logging.getLevelName(root.level), len(root.handlers))\n"
+    )
+    for argv, expected in ((["-v"], "INFO 1"), (["-vv"], "DEBUG 1"), ([], "WARNING 0")):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv, "scan", str(model), "--no-progress"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert done.stdout.strip().splitlines()[-1] == expected, (argv, done.stdout, done.stderr)
 
 
 def test_version_imports_almost_nothing() -> None:
