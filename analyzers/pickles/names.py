@@ -20,6 +20,7 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from ..embedded_code.marshal_names import DANGEROUS_NAMES
 from .packs import (
@@ -76,8 +77,7 @@ def _prefixes(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-@dataclass(frozen=True)
-class _CompiledPattern:
+class _CompiledPattern(NamedTuple):
     modules: re.Pattern[str]
     exclude: re.Pattern[str] | None
     names: re.Pattern[str]

@@ -20,7 +20,7 @@ This module is data only; ``names`` builds the lookup from it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..core.findings import Rule, Severity
 
@@ -66,8 +66,7 @@ CATEGORY_RULES: dict[Category, Rule] = {
 }
 
 
-@dataclass(frozen=True)
-class Allow:
+class Allow(NamedTuple):
     """Allowed globals: the exact qualnames ``names`` of ``module``."""
 
     module: str
@@ -80,8 +79,7 @@ CLASS = r"_?[A-Z][A-Za-z0-9]*"
 no lowercase functions (the re-exported helpers that subtree allowances used to let through)."""
 
 
-@dataclass(frozen=True)
-class Pattern:
+class Pattern(NamedTuple):
     """Allowed globals by an explicit pattern: modules matching one of the space-separated globs ``modules``
     (``fnmatch``; ``*`` spans dots) and none of ``exclude``, and undotted names fully matching ``names``."""
 
@@ -91,8 +89,7 @@ class Pattern:
     exclude: str = ""
 
 
-@dataclass(frozen=True)
-class Deny:
+class Deny(NamedTuple):
     """Denied globals: ``names`` in ``module`` (or, with no names, the module and submodules)."""
 
     module: str
@@ -101,8 +98,7 @@ class Deny:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Pack:
+class Pack(NamedTuple):
     """The allowlist entries one library's pickles need."""
 
     library: str
@@ -494,8 +490,7 @@ for _attr in ("eval", "query", "exec", "run_code"):
 ``DataFrame.to_csv``, ``Word2Vec.load``): a method reached through a class is a call of that method."""
 
 
-@dataclass(frozen=True)
-class DenyPattern:
+class DenyPattern(NamedTuple):
     """Denied wherever a library vendors or re-exports it: modules matching the globs ``modules``
     (``fnmatch``, ``*`` spans dots), names fully matching the regular expression ``names``."""
 
