@@ -14,7 +14,7 @@ import io
 import pickletools
 import re
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SNIFF_BYTES = 4096
 """How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit (the walker probes
@@ -397,8 +397,7 @@ def expected_kinds(name: str) -> frozenset[Kind] | None:
 
 
 # --- what a name promises (loader parity) -------------------------------------------------------
-@dataclass(frozen=True)
-class Promise:
+class Promise(NamedTuple):
     """What the loader a file name selects will do with the bytes.
 
     ``accepts``: kinds that loader reads; ``pickle_loader``: it unpickles whatever it does not

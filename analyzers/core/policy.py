@@ -33,7 +33,7 @@ import enum
 import fnmatch
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .budget import Budgets
 from .findings import Finding, Severity
@@ -48,8 +48,9 @@ class PolicyError(Exception):
     """A policy file that cannot be used; the message is one line for a person."""
 
 
-@dataclass(frozen=True)
-class Suppression:
+class Suppression(NamedTuple):
+    """A reviewed finding: ``rule`` at locations matching the glob ``path``, kept with ``reason``."""
+
     rule: str
     path: str
     reason: str
@@ -58,8 +59,9 @@ class Suppression:
         return finding.rule == self.rule and fnmatch.fnmatchcase(finding.location, self.path)
 
 
-@dataclass(frozen=True)
-class SigstoreIdentity:
+class SigstoreIdentity(NamedTuple):
+    """A keyless signer the policy trusts: the certificate's identity and its OIDC issuer."""
+
     identity: str
     issuer: str
 

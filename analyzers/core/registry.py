@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .kinds import Kind
 
@@ -57,8 +56,7 @@ _DISPATCH: dict[Kind, tuple[tuple[str, AnalyzerFn], ...]] = {}  # analyzers_for'
 _loaded_kinds: set[Kind] = set()
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     """A format's own parser asked whether bytes the sniffer did not claim are that format anyway.
 
     ``claimed``: the loader would read the bytes as the format and act on them (the analyzers of
