@@ -33,7 +33,9 @@ Inputs, built in ``--workdir`` (a temporary folder by default) with real librari
 - ``fixtures``: a folder of the committed single-file fixtures (``FIXTURE_SETS``: malicious,
   suspicious and benign pickles, marshal payloads, Keras, ONNX, torch and safetensors files), the
   kind of mixed folder a registry hands over; mlgate also runs on it with one target per file and
-  ``--jobs 2`` (the ``mlgate -j2 files`` row).
+  ``--jobs 2`` (the ``mlgate -j2 files`` row), and on the folder with ``--jobs 1`` (one process, the
+  ``mlgate -j1`` row) and ``--jobs 2`` (its files split across 2 workers, the ``mlgate -j2`` row); the
+  ``mlgate`` row uses the default, a worker per CPU the load average leaves free.
 
 Detection: for the folder cases each tool's report is read back (mlgate and ModelAudit JSON,
 modelscan's JSON report, picklescan's ``FOUND`` lines) and every file it flags (mlgate: a finding
@@ -314,6 +316,9 @@ def tools(peers: Path | None, python: str = sys.executable) -> dict[str, Callabl
     out: dict[str, Callable[[Path], list[str]] | None] = {
         "mlgate": lambda p: [*mlgate, str(p)],
         "mlgate --digest": lambda p: [*mlgate, "--digest", str(p)],
+        # a folder in this one process / split across 2 workers (folders only; the default depends on the load)
+        "mlgate -j1": lambda p: [*mlgate, "--jobs", "1", str(p)] if p.is_dir() else [],
+        "mlgate -j2": lambda p: [*mlgate, "--jobs", "2", str(p)] if p.is_dir() else [],
         # every file its own target, scanned by a pool of 2 workers (folders only)
         "mlgate -j2 files": lambda p: [*mlgate, "--jobs", "2", *map(str, sorted(p.iterdir()))] if p.is_dir() else [],
     }

@@ -13,6 +13,7 @@ chain is decided there). A dependency named twice in one scan is scanned once.
 from __future__ import annotations
 
 import os
+from _thread import allocate_lock
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,10 @@ from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
 from mlgate.analyzers.signatures import verify_signature
 
 if TYPE_CHECKING:
-    from mlgate.analyzers.core.references import Reference
+    import threading
+
+    from mlgate.analyzers.core.parallel import WorkerPool
+    from mlgate.analyzers.core.references import Reference, RefKind
 
     from .resolver import Origin, Resolution, Resolver
 
@@ -40,6 +44,7 @@ def scan_target(
     label: str | None = None,
     resolver: Resolver | None = None,
     compute_digest: bool = True,
+    pool: WorkerPool | None = None,
 ) -> TargetReport:
     """Scan ``path`` (file or directory) and its dependencies; decide its verdict under ``policy``.
 
@@ -49,9 +54,10 @@ def scan_target(
 
     ``resolver`` defaults to ``default_resolver()`` (hub cache, MLflow, S3 and local paths from the
     environment). Raises ``OSError`` when ``path`` itself cannot be opened (callers report it as a
-    usage error or a failed scan, never as approved).
+    usage error or a failed scan, never as approved). ``pool`` walks the files of the target and of
+    its dependencies on worker processes (``analyzers/core/parallel.py``; same report as without).
     """
-    session = _Session(policy, resolver, compute_digest=compute_digest)
+    session = _Session(policy, resolver, compute_digest=compute_digest, pool=pool)
     return session.scan(Path(path), label, chain=(), identity=str(Path(path).resolve()))
 
 
@@ -72,29 +78,62 @@ class _Session:
         resolver: Resolver | None,
         max_depth: int = MAX_DEPENDENCY_DEPTH,
         compute_digest: bool = True,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.policy = policy
+        self.pool = pool
         self.compute_digest = compute_digest
         self._resolver = resolver
         self.max_depth = max_depth
         self.done: dict[str, TargetReport] = {}
+        self._lock = allocate_lock()  # _thread: threading loads only when a resolver is prepared
+        self._preparing: list[threading.Thread] = []
 
     @property
     def resolver(self) -> Resolver:
         """The resolver; the default one (hub cache, MLflow and S3 clients) is built on the first reference."""
-        if self._resolver is None:
-            from .resolver import default_resolver
+        with self._lock:
+            if self._resolver is None:
+                from .resolver import default_resolver
 
-            self._resolver = default_resolver()
-        return self._resolver
+                self._resolver = default_resolver()
+            return self._resolver
+
+    def prepare(self, kinds: set[RefKind]) -> None:
+        """References of ``kinds`` are coming (the walk found one): load their resolvers on a thread
+        (boto3, MLflow) while the walk goes on (on the pool, or here between its waits on the h5py child)."""
+        import threading
+
+        thread = threading.Thread(target=self._prepare, args=(kinds,), name="mlgate-resolver", daemon=True)
+        thread.start()
+        self._preparing.append(thread)
+
+    def _prepare(self, kinds: set[RefKind]) -> None:
+        try:
+            prepare = getattr(self.resolver, "prepare", None)  # a caller's own resolver may not have it
+            if prepare is not None:
+                prepare(kinds)
+        except Exception:  # resolving reports it, in the scan's own thread
+            import logging
+
+            logging.getLogger(__name__).debug(
+                "preparing resolvers for %s failed", sorted(k.value for k in kinds), exc_info=True
+            )
 
     def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
         scan = scan_path(
-            path, ScanOptions(budgets=self.policy.budgets, compute_digest=self.compute_digest), label=label
+            path,
+            ScanOptions(budgets=self.policy.budgets, compute_digest=self.compute_digest),
+            label=label,
+            pool=self.pool,
+            reference_kinds=self.prepare,
         )
         signature = verify_signature(path, self.policy.signatures)
         scan.findings.extend(signature.findings)
         deps: list[DependencyReport] = []
+        for thread in self._preparing:
+            thread.join()  # one client per resolver: what the thread builds is what resolves
+        self._preparing.clear()
         if scan.references:  # only a model naming others loads the resolvers
             from .resolver import Origin
 

@@ -93,6 +93,28 @@ def probe_for(kind: Kind) -> ProbeFn | None:
     return _PROBES.get(kind)
 
 
+_WARM_UPS: dict[Kind, Callable[[], None]] = {}
+
+
+def register_warm_up(kind: Kind) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Decorator: ``fn`` starts, in the background, what reading ``kind`` needs (the h5py child), for a
+    scan that sees files of that kind ahead (``warm_up``)."""
+
+    def decorate(fn: Callable[[], None]) -> Callable[[], None]:
+        _WARM_UPS[kind] = fn
+        return fn
+
+    return decorate
+
+
+def warm_up(kind: Kind) -> None:
+    """Import the analyzers of ``kind`` and run its warm-up, if it has one."""
+    analyzers_for(kind)
+    fn = _WARM_UPS.get(kind)
+    if fn is not None:
+        fn()
+
+
 def register(kind: Kind, name: str) -> Callable[[AnalyzerFn], AnalyzerFn]:
     """Decorator: ``fn`` analyzes artifacts of ``kind``; ``name`` appears in findings."""
 

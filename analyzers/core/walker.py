@@ -14,13 +14,14 @@ finding that marks the scan incomplete: nothing is skipped silently.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
@@ -42,8 +43,11 @@ from .kinds import (
     promise_for,
     sniff,
 )
-from .references import Reference
-from .registry import Probe, analyzers_for, probe_for
+from .references import Reference, RefKind
+from .registry import Probe, analyzers_for, probe_for, warm_up
+
+if TYPE_CHECKING:
+    from .parallel import WorkerPool
 
 NO_ANALYZER = Rule(
     "MLG-CORE-001", Severity.MEDIUM, "Content of a kind mlgate cannot analyze yet", "core", incomplete=True
@@ -68,7 +72,8 @@ EMPTY = Rule("MLG-CORE-013", Severity.LOW, "Empty file", "core")
 PICKLE_POLYGLOT = Rule("MLG-CORE-014", Severity.HIGH, "Content is also a pickle that pickle.load runs", "core")
 
 
-_HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".he5", ".keras", ".nc", ".weights"})
+HDF5_SUFFIXES = frozenset({".h5", ".hdf5", ".he5", ".keras", ".nc", ".weights"})
+"""Names whose loaders may read HDF5 (h5py, Keras, netCDF)."""
 
 
 class Malformed(Exception):
@@ -120,6 +125,8 @@ class ScanContext:
         self._promised_findings: set[str] = set()
         self.files: frozenset[str] = frozenset()  # the target's top-level artifacts (relative paths)
         self.import_roots: list[str] = []  # folders of the model its loader puts on sys.path
+        self.reference_kinds: Callable[[set[RefKind]], None] | None = None  # told early (``scan_path``)
+        self._kinds_told: set[RefKind] = set()
 
     @property
     def complete(self) -> bool:
@@ -192,6 +199,9 @@ class ScanContext:
 
     def add_reference(self, reference: Reference) -> None:
         self.references.append(reference)
+        if self.reference_kinds is not None and reference.kind not in self._kinds_told:
+            self._kinds_told.add(reference.kind)
+            self.reference_kinds({reference.kind})
 
     def observe_document(self, location: str, text: str, reachable: bool = True) -> None:
         """The text of a whole file or stream an analyzer read (a config, a header, a pickle stream
@@ -267,7 +277,7 @@ class ScanContext:
         512, 1024, ... up to the end of the file). Probed for top-level files (seeks are cheap: local
         files, ranged S3 reads) and for members named like HDF5; other members are routed by their
         head (a member inside a compressed container would be decompressed up to each offset)."""
-        if artifact.parent is not None and posix_suffix(posix_name(artifact.name)).lower() not in _HDF5_SUFFIXES:
+        if artifact.parent is not None and posix_suffix(posix_name(artifact.name)).lower() not in HDF5_SUFFIXES:
             return False  # checked first: it is what decides for almost every archive member
         offsets = [off for off in hdf5_superblock_offsets(artifact.size or 0) if off >= head_len]
         if not offsets:
@@ -431,9 +441,18 @@ class ScanContext:
             self.add(CRASH.finding(artifact.location, f"{name} analyzer failed: {type(exc).__name__}: {exc}"))
 
 
-def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, label: str | None = None) -> TargetScan:
+def scan_path(
+    path: str | os.PathLike[str],
+    options: ScanOptions | None = None,
+    label: str | None = None,
+    pool: WorkerPool | None = None,
+    reference_kinds: Callable[[set[RefKind]], None] | None = None,
+) -> TargetScan:
     """Scan one local target: a file, or a directory tree.
 
+    With a ``pool`` (``core/parallel.py``) the files are walked on its worker processes; the
+    result is the same as without. ``reference_kinds`` is told the kind of each reference as the walk
+    finds it (once a kind), while the walk goes on: the caller prepares their resolvers meanwhile.
     Raises FileNotFoundError/PermissionError/IsADirectoryError when the target itself
     cannot be opened (a usage error for the caller, not a finding).
     """
@@ -441,40 +460,51 @@ def scan_path(path: str | os.PathLike[str], options: ScanOptions | None = None, 
     root = Path(path)
     target = label or str(path)
     ctx = ScanContext(target, options)
+    ctx.reference_kinds = reference_kinds
     if root.is_dir():
         files = _directory_files(root, ctx)
     else:
         with open(root, "rb"):
             pass  # surface the OSError to the caller before anything else happens
-        files = [(root.name, root)]
-    artifacts = [Artifact.from_file(str(file_path), rel) for rel, file_path in files]
+        files = [(root.name, str(root))]
+    artifacts = [Artifact.from_file(file_path, rel) for rel, file_path in files]
+    walk_all = None
+    if pool is None:
+        warm_up_for(rel for rel, _ in files)
+    elif artifacts:
+        walk_all = functools.partial(pool.walk, [file_path for _, file_path in files])
     if not options.compute_digest:
-        return scan_artifacts(artifacts, ctx, content_hash=None)
+        return scan_artifacts(artifacts, ctx, content_hash=None, walk_all=walk_all)
     from .digest import FileHasher  # the hashing threads load only when a digest is asked for
 
     # Hashing runs on threads while the analysis walks the same files (docs/contracts.md §1 ``digest``).
     with FileHasher(dict(files)) as hasher:
-        return scan_artifacts(artifacts, ctx, content_hash=lambda artifact: hasher.result(artifact.location))
+        return scan_artifacts(
+            artifacts, ctx, content_hash=lambda artifact: hasher.result(artifact.location), walk_all=walk_all
+        )
 
 
 def scan_artifacts(
     artifacts: list[Artifact],
     ctx: ScanContext,
     content_hash: Callable[[Artifact], str] | None,
+    walk_all: Callable[[list[Artifact], ScanContext], None] | None = None,
 ) -> TargetScan:
     """Scan the top-level artifacts of one target (local files, S3 objects, MLflow artifacts).
 
     ``content_hash`` gives each artifact's content hash for the digest manifest
     (sha256 for local files; sources with their own content ids, such as S3
-    version ids or ETags, supply those); ``None`` skips the digest.
+    version ids or ETags, supply those); ``None`` skips the digest. ``walk_all`` walks them
+    all into ``ctx`` (``WorkerPool.walk``); by default, one after the other here.
     """
     started = time.monotonic()
-    hashes: list[tuple[str, str]] = []
     ctx.files = frozenset(artifact.location for artifact in artifacts)
-    for artifact in artifacts:
-        ctx.walk(artifact)
-        if content_hash is not None:
-            hashes.append((artifact.location, content_hash(artifact)))
+    if walk_all is not None:
+        walk_all(artifacts, ctx)
+    else:
+        for artifact in artifacts:
+            walk_top(ctx, artifact)
+    hashes = [(artifact.location, content_hash(artifact)) for artifact in artifacts] if content_hash else []
     if ctx.secret_values:
         from ..secrets import redact
 
@@ -496,32 +526,70 @@ def scan_artifacts(
     )
 
 
+def warm_up_for(names: Iterable[str]) -> None:
+    """Start, in the background, what the files named ``names`` will need: the h5py child when one is
+    named like HDF5 (a ``.h5``, or a ``.keras`` zip with its ``model.weights.h5``), so that it imports
+    h5py while the walk reads other files."""
+    if any_hdf5(names):
+        warm_up(Kind.HDF5)
+
+
+def any_hdf5(names: Iterable[str]) -> bool:
+    """Whether one of ``names`` is named like a file whose loader reads HDF5."""
+    return any(posix_suffix(posix_name(name)).lower() in HDF5_SUFFIXES for name in names)
+
+
+def walk_top(ctx: ScanContext, artifact: Artifact) -> None:
+    """Walk one top-level artifact; an error the walk itself raises is a finding, never a lost file."""
+    try:
+        ctx.walk(artifact)
+    except Exception as exc:
+        import logging  # loaded for a crash only
+
+        logging.getLogger(__name__).debug("walking %s failed", artifact.location, exc_info=True)
+        ctx.add(CRASH.finding(artifact.location, f"the scan of this file failed: {type(exc).__name__}: {exc}"))
+
+
 def _manifest_digest(hashes: list[tuple[str, str]]) -> str:
     from .digest import manifest_digest
 
     return manifest_digest(hashes)
 
 
-def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, Path]]:
-    """Every regular file below ``root`` as (posix relative path, path), sorted.
+def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, str]]:
+    """Every regular file below ``root`` as (posix relative path, path), sorted: each folder's files by
+    name, then its subfolders by name (``os.scandir``: no ``stat`` or path object per plain file).
 
     Symlinks to files are followed (loaders follow them; the Hugging Face cache is
     made of them) and reported when they leave the tree; symlinks to directories
-    are not followed and are reported as not read.
+    are not followed and are reported as not read; a folder that cannot be listed is reported.
     """
-    out: list[tuple[str, Path]] = []
+    out: list[tuple[str, str]] = []
     real_root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        here = Path(dirpath)
-        for d in list(dirnames):
-            if (here / d).is_symlink():
-                rel = (here / d).relative_to(root).as_posix()
-                ctx.add(LINK_NOT_FOLLOWED.finding(rel, f"symlink to a directory ({os.readlink(here / d)}) not scanned"))
-        for name in sorted(filenames):
-            full = here / name
-            rel = full.relative_to(root).as_posix()
-            if full.is_symlink():
+    stack = [(str(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            ctx.add(UNREADABLE.finding(prefix.rstrip("/") or ".", f"folder could not be listed: {exc.strerror or exc}"))
+            continue
+        files, subfolders = [], []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (subfolders if is_dir else files).append(entry)
+        for entry in subfolders:
+            if entry.is_symlink():
+                why = f"symlink to a directory ({os.readlink(entry.path)}) not scanned"
+                ctx.add(LINK_NOT_FOLLOWED.finding(prefix + entry.name, why))
+        for entry in files:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                full = Path(entry.path)
                 target = full.resolve()
                 if not _inside(target, real_root) and not _hf_cache_blob(full, target):
                     ctx.add(
@@ -534,7 +602,8 @@ def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, Path]]:
                 if not target.is_file():
                     ctx.add(UNREADABLE.finding(rel, f"symlink target {os.readlink(full)} is not a readable file"))
                     continue
-            out.append((rel, full))
+            out.append((rel, entry.path))
+        stack.extend((entry.path, f"{prefix}{entry.name}/") for entry in reversed(subfolders) if not entry.is_symlink())
     return out
 
 

@@ -20,7 +20,7 @@ from ..core.artifact import Artifact, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
-from ..core.registry import register
+from ..core.registry import register, register_warm_up
 from ..core.walker import Malformed, ScanContext
 
 if TYPE_CHECKING:
@@ -64,6 +64,14 @@ def _json(raw: bytes | str, what: str) -> object:
 
 
 # ---------------------------------------------------------------------------------- .keras zip
+@register_warm_up(Kind.HDF5)
+def _start_hdf5_reader() -> None:
+    """A scan with HDF5 files ahead: start the h5py child now (it imports h5py meanwhile)."""
+    from .hdf5_reader import prestart
+
+    prestart()
+
+
 @register(Kind.ZIP, "keras")
 def analyze_keras_zip(artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
     from ..archives.zip_reader import zip_directory

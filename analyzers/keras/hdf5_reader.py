@@ -91,13 +91,27 @@ def read_attrs(stream: BinaryIO, size: int, names: list[str], ctx: ScanContext) 
 MAX_IDLE = 4
 """Answered children kept for the next file (one per scanning thread is enough)."""
 _IDLE: list[_Reader] = []
+_STARTING: list[_Reader] = []  # started by ``prestart``, not known ready yet
 _IDLE_LOCK = threading.Lock()
+
+
+def prestart() -> None:
+    """Start a child now, unless this process has one, so that h5py imports while the caller reads
+    other files; the next HDF5 file takes it (a scan that sees HDF5 files ahead calls this)."""
+    with _IDLE_LOCK:
+        if _IDLE or _STARTING:
+            return
+        _STARTING.append(_Reader(0.0, wait=False))
 
 
 def _take(deadline: float) -> _Reader:
     """An idle child of this process, or a new one (ready: h5py imported)."""
     with _IDLE_LOCK:
         reader = _IDLE.pop() if _IDLE else None
+        starting = _STARTING.pop() if reader is None and _STARTING else None
+    if starting is not None:
+        starting.wait_ready(deadline)
+        return starting
     if reader is not None and reader.proc.poll() is None:
         return reader
     if reader is not None:
@@ -116,8 +130,9 @@ def _give_back(reader: _Reader) -> None:
 def close_idle() -> None:
     """Stop the idle children (at exit; a forked process forgets its parent's instead)."""
     with _IDLE_LOCK:
-        idle = _IDLE[:]
+        idle = _IDLE[:] + _STARTING[:]
         _IDLE.clear()
+        _STARTING.clear()
     for reader in idle:
         reader.close()
 
@@ -126,6 +141,24 @@ def _forget_after_fork() -> None:
     global _IDLE_LOCK
     _IDLE_LOCK = threading.Lock()
     _IDLE.clear()  # the parent's children are not the fork's to use
+    _STARTING.clear()
+
+
+_REAPED_IN: int | None = None  # the process that stops its children on leaving
+
+
+def _stop_children_on_exit() -> None:
+    """A pool worker leaves by ``os._exit``, past ``atexit``: stop its children (and count their CPU
+    time in its own) from multiprocessing's exit hooks instead."""
+    global _REAPED_IN
+    if _REAPED_IN == os.getpid():
+        return
+    _REAPED_IN = os.getpid()
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        from multiprocessing import util
+
+        util.Finalize(None, close_idle, exitpriority=10)
 
 
 atexit.register(close_idle)
@@ -135,7 +168,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 class _Reader:
     """The h5py child process of one target: started once, ready when it has imported h5py."""
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, wait: bool = True) -> None:
+        _stop_children_on_exit()
         self.proc = subprocess.Popen(
             child_command(),
             stdin=subprocess.PIPE,
@@ -143,6 +177,11 @@ class _Reader:
             stderr=subprocess.DEVNULL,
             close_fds=True,
         )
+        if wait:
+            self.wait_ready(deadline)
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait until the child has imported h5py (closed when it does not in time)."""
         try:
             _await_ready(self.proc, deadline)
         except BaseException:

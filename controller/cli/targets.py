@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..scanning import scan_target
 
 if TYPE_CHECKING:
+    from mlgate.analyzers.core.parallel import WorkerPool
     from mlgate.analyzers.core.policy import Policy
     from mlgate.analyzers.core.report import TargetReport
 
@@ -53,12 +54,17 @@ def check_reference(target: str) -> None:
 
 
 def scan_reference(
-    target: str, policy: Policy, resolver: Resolver | None = None, compute_digest: bool = True
+    target: str,
+    policy: Policy,
+    resolver: Resolver | None = None,
+    compute_digest: bool = True,
+    pool: WorkerPool | None = None,
 ) -> TargetReport:
     """Scan the model ``target`` names (not a path); its report's ``target`` is ``target`` as given.
 
     ``compute_digest`` hashes downloaded artifacts for the digest; an S3 model's digest comes from
-    its ETags (no hashing), so it is always filled."""
+    its ETags (no hashing), so it is always filled. ``pool`` walks a downloaded model's files on
+    worker processes (``analyzers/core/parallel.py``)."""
     from mlgate.analyzers.core.references import Reference, RefKind
 
     from ..resolver import Origin, default_resolver
@@ -81,7 +87,9 @@ def scan_reference(
             import logging
 
             logging.getLogger("mlgate.cli").warning("%s: %s", target, resolution.reason)
-        return scan_target(resolution.path, policy, label=target, resolver=registry, compute_digest=compute_digest)
+        return scan_target(
+            resolution.path, policy, label=target, resolver=registry, compute_digest=compute_digest, pool=pool
+        )
     finally:
         resolution.release()
 

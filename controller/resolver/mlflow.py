@@ -27,6 +27,11 @@ class MlflowResolver:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
 
+    def prepare(self) -> None:
+        """Import MLflow ahead of the first reference (a scan still walking)."""
+        if self.tracking_uri:
+            import mlflow.exceptions  # noqa: F401
+
     def resolve(self, reference: Reference, origin: Origin) -> Resolution:
         uri = reference.ref.strip()
         if not self.tracking_uri:

@@ -42,6 +42,17 @@ class ResolverRegistry:
     def __init__(self, sources: Mapping[RefKind, Resolver]) -> None:
         self.sources = dict(sources)
 
+    def prepare(self, kinds: set[RefKind]) -> None:
+        """Let the resolvers of ``kinds`` load what they need (boto3, MLflow) before the first reference
+        comes (``scanning`` calls it on a thread while a target's files are still being walked)."""
+        for kind in kinds:
+            prepare = getattr(self.sources.get(kind), "prepare", None)
+            if prepare is not None:
+                try:
+                    prepare()
+                except Exception:  # the reference's own resolution reports what is wrong
+                    log.debug("preparing the %s resolver failed", kind.value, exc_info=True)
+
     def resolve(self, reference: Reference, origin: Origin) -> Resolution:
         source = self.sources.get(reference.kind)
         if source is None:

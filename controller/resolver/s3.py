@@ -39,6 +39,10 @@ class S3Resolver:
         self.max_objects = max_objects
         self._client = client
 
+    def prepare(self) -> None:
+        """Import boto3 and build the client ahead of the first reference (a scan still walking)."""
+        self.client()
+
     def client(self) -> Any:
         if self._client is None:
             import boto3
