@@ -145,6 +145,7 @@ def bomb(monkeypatch: pytest.MonkeyPatch, mixed: Path, tmp_path: Path) -> Path:
         return iter(())
 
     monkeypatch.setitem(registry._REGISTRY, Kind.PICKLE, [*registry.analyzers_for(Kind.PICKLE), ("bomb", kill_worker)])
+    monkeypatch.setattr(registry, "_DISPATCH", {})  # the per-kind answers are recomputed with the bomb
     folder = tmp_path / "model"
     shutil.copytree(mixed, folder)
     shutil.copyfile(FIXTURES / "pickles" / "malicious" / "builtins_exec.pkl", folder / "boom.pkl")
