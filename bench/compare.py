@@ -322,8 +322,8 @@ def tools(peers: Path | None, python: str = sys.executable) -> dict[str, Callabl
         # every file its own target, scanned by a pool of 2 workers (folders only)
         "mlgate -j2 files": lambda p: [*mlgate, "--jobs", "2", *map(str, sorted(p.iterdir()))] if p.is_dir() else [],
     }
-    # the floor for a torch zip: Python, zipfile's directory and data.pkl ("true" for other inputs)
-    out["zip dir + data.pkl"] = lambda p: [sys.executable, "-c", _MIN_ZIP, str(p)] if p.suffix == ".pt" else ["true"]
+    # the floor for a torch zip: Python, zipfile's directory and data.pkl (torch zips only)
+    out["zip dir + data.pkl"] = lambda p: [sys.executable, "-c", _MIN_ZIP, str(p)] if p.suffix == ".pt" else []
     if shutil.which("sha256sum"):  # the digest's yardstick: compare with the "mlgate --digest" row
         out["sha256sum"] = lambda p: ["sha256sum", str(p)] if p.is_file() else ["true"]
     bindir = peers.absolute() / "bin" if peers else None
