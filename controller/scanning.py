@@ -15,14 +15,12 @@ from __future__ import annotations
 import os
 from _thread import allocate_lock
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.artifact import LEVEL_SEPARATOR
-from mlgate.analyzers.core.policy import Policy, Verdict
+from mlgate.analyzers.core.policy import Policy, SignaturePolicy, Verdict
 from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
-from mlgate.analyzers.signatures import verify_signature
 
 if TYPE_CHECKING:
     import threading
@@ -58,7 +56,18 @@ def scan_target(
     its dependencies on worker processes (``analyzers/core/parallel.py``; same report as without).
     """
     session = _Session(policy, resolver, compute_digest=compute_digest, pool=pool)
-    return session.scan(Path(path), label, chain=(), identity=str(Path(path).resolve()))
+    return session.scan(os.fspath(path), label, chain=(), identity=os.path.realpath(path))
+
+
+def _may_be_signed(path: str | os.PathLike[str], policy: SignaturePolicy) -> bool:
+    """Whether ``verify_signature`` can have something to say: the policy uses signatures, or the target
+    carries a signature file. Otherwise it finds nothing (no findings, no signer), and the verifier and
+    pathlib are not loaded (start-up of a scan, issue 19)."""
+    if policy.require or policy.has_trust:
+        return True
+    name = policy.signature_file
+    folder = path if os.path.isdir(path) else os.path.dirname(os.fspath(path))
+    return os.path.isfile(os.path.join(folder, name))
 
 
 def resolve_dependencies(
@@ -120,7 +129,9 @@ class _Session:
                 "preparing resolvers for %s failed", sorted(k.value for k in kinds), exc_info=True
             )
 
-    def scan(self, path: Path, label: str | None, chain: tuple[str, ...], identity: str) -> TargetReport:
+    def scan(
+        self, path: str | os.PathLike[str], label: str | None, chain: tuple[str, ...], identity: str
+    ) -> TargetReport:
         scan = scan_path(
             path,
             ScanOptions(budgets=self.policy.budgets, compute_digest=self.compute_digest),
@@ -128,8 +139,15 @@ class _Session:
             pool=self.pool,
             reference_kinds=self.prepare,
         )
-        signature = verify_signature(path, self.policy.signatures)
-        scan.findings.extend(signature.findings)
+        signer = signature_file = None
+        if _may_be_signed(path, self.policy.signatures):
+            from pathlib import Path
+
+            from mlgate.analyzers.signatures import verify_signature
+
+            signature = verify_signature(Path(path), self.policy.signatures)
+            scan.findings.extend(signature.findings)
+            signer, signature_file = signature.signer, signature.signature_file
         deps: list[DependencyReport] = []
         for thread in self._preparing:
             thread.join()  # one client per resolver: what the thread builds is what resolves
@@ -138,9 +156,7 @@ class _Session:
             from .resolver import Origin
 
             deps = self.dependencies(scan, Origin.for_path(path), chain + (identity,))
-        return replace(
-            build_report(scan, self.policy, deps), signer=signature.signer, signature_file=signature.signature_file
-        )
+        return replace(build_report(scan, self.policy, deps), signer=signer, signature_file=signature_file)
 
     def dependencies(self, scan: TargetScan, origin: Origin, chain: tuple[str, ...]) -> list[DependencyReport]:
         seen: set[tuple[object, ...]] = set()

@@ -32,11 +32,13 @@ from __future__ import annotations
 import enum
 import fnmatch
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .budget import Budgets
 from .findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from pathlib import Path  # loaded only to read a policy file (start-up of a scan, issue 19)
 
 
 class Verdict(enum.Enum):
@@ -149,6 +151,8 @@ def load_policy(path: str | Path | None) -> Policy:
     """The default policy, or the one in ``path``; raises ``PolicyError`` with a one-line reason."""
     if path is None:
         return Policy()
+    from pathlib import Path
+
     from .compat import tomllib  # only a policy file needs the TOML parser
 
     try:
@@ -207,7 +211,11 @@ def _parse(data: dict[str, Any], where: str, base: Path | None = None) -> Policy
         items.append(Suppression(rule=entry["rule"], path=str(entry.get("path", "*")), reason=entry["reason"]))
     policy = replace(policy, suppressions=tuple(items))
     policy = replace(policy, secrets=_secrets(_table(data, "secrets", where), f"{where} [secrets]"))
-    return replace(policy, signatures=parse_signatures(_table(data, "signatures", where), where, base or Path.cwd()))
+    if base is None:
+        from pathlib import Path
+
+        base = Path.cwd()
+    return replace(policy, signatures=parse_signatures(_table(data, "signatures", where), where, base))
 
 
 def _secrets(table: dict[str, Any], label: str) -> SecretsPolicy:

@@ -20,7 +20,6 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
@@ -47,6 +46,8 @@ from .references import Reference, RefKind
 from .registry import Probe, analyzers_for, probe_for, warm_up
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .parallel import WorkerPool
 
 NO_ANALYZER = Rule(
@@ -383,7 +384,7 @@ class ScanContext:
         if kind is Kind.EXECUTABLE:
             self.add(EXECUTABLE.finding(artifact.location, "native executable or script shipped with the model"))
         if promise is not None and kind not in promise.accepts:
-            suffix = PurePosixPath((artifact.loaded_as or artifact.name).replace("\\", "/")).suffix.lower()
+            suffix = posix_suffix(posix_name((artifact.loaded_as or artifact.name).replace("\\", "/"))).lower()
             if artifact.location in self._promised_findings:
                 pass  # already reported by the pickle route, with the VM's reason
             elif promise.strict:
@@ -457,16 +458,18 @@ def scan_path(
     cannot be opened (a usage error for the caller, not a finding).
     """
     options = options or ScanOptions()
-    root = Path(path)
+    root = os.fspath(path)  # plain strings: pathlib loads only for a folder (start-up, issue 19)
     target = label or str(path)
     ctx = ScanContext(target, options)
     ctx.reference_kinds = reference_kinds
-    if root.is_dir():
-        files = _directory_files(root, ctx)
+    if os.path.isdir(root):
+        from pathlib import Path
+
+        files = _directory_files(Path(root), ctx)
     else:
         with open(root, "rb"):
             pass  # surface the OSError to the caller before anything else happens
-        files = [(root.name, str(root))]
+        files = [(posix_name(root), root)]
     artifacts = [Artifact.from_file(file_path, rel) for rel, file_path in files]
     walk_all = None
     if pool is None:
@@ -564,6 +567,8 @@ def _directory_files(root: Path, ctx: ScanContext) -> list[tuple[str, str]]:
     made of them) and reported when they leave the tree; symlinks to directories
     are not followed and are reported as not read; a folder that cannot be listed is reported.
     """
+    from pathlib import Path  # a folder's walk only: a single file's scan never loads pathlib
+
     out: list[tuple[str, str]] = []
     real_root = root.resolve()
     stack = [(str(root), "")]
@@ -617,6 +622,8 @@ def _hf_cache_blob(link: Path, target: Path) -> bool:
     Only a link under ``snapshots/<rev>/`` whose target is a file directly in the *same* repo
     folder's ``blobs/`` qualifies (another repo's blobs, or any folder named ``blobs``, do not).
     """
+    from pathlib import Path
+
     parts = link.absolute().parts
     marks = [i for i, part in enumerate(parts) if part == "snapshots"]
     if not marks or marks[-1] + 2 >= len(parts):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_policy
@@ -98,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     colour = args.output is None and sys.stdout.isatty() and colour_allowed()
     text = render(args.format, reports, colour=colour)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
     else:
         sys.stdout.write(text)
     return EXIT_QUARANTINED if any(r.verdict is Verdict.QUARANTINED for r in reports) else EXIT_OK
@@ -229,10 +229,15 @@ def default_jobs() -> int:
     return max(1, min(cpus, _cgroup_cpus() or cpus, MAX_DEFAULT_JOBS))
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+"""The cgroup v2 CPU quota of this process's group (``_cgroup_cpus``)."""
+
+
 def _cgroup_cpus() -> int | None:
     """CPUs a cgroup v2 quota allows (``cpu.max``: ``200000 100000`` is 2), None without a quota."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        with open(CGROUP_CPU_MAX) as limits:
+            quota, period = limits.read().split()[:2]
         return None if quota == "max" else max(1, -(-int(quota) // int(period)))
     except (OSError, ValueError):
         return None
@@ -291,6 +296,8 @@ def _check_readable(path: str) -> None:
 
 
 def _check_writable(path: str) -> None:
+    from pathlib import Path  # only with --output: a plain scan never loads pathlib
+
     parent = Path(path).resolve().parent
     if not parent.is_dir():
         raise UsageError(f"cannot write report to {path}: folder {parent.name or parent} does not exist")

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path  # loaded by hub_cache_dir only: ``mlgate scan`` imports this module
 
 MLFLOW_CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -63,6 +66,8 @@ def s3_endpoint_url(environ: Mapping[str, str] | None = None) -> str | None:
 
 def hub_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The hub cache folder huggingface_hub would use with this environment."""
+    from pathlib import Path
+
     env = current(environ)
     if env.get("HF_HUB_CACHE"):
         return Path(env["HF_HUB_CACHE"]).expanduser()

@@ -214,12 +214,8 @@ def test_cgroup_quota_is_read_from_cpu_max(monkeypatch: pytest.MonkeyPatch, tmp_
     from mlgate.controller.cli import scan as cli
 
     cpu_max = tmp_path / "cpu.max"
-    real = Path
-
-    def fake(path: str = "") -> Path:
-        return cpu_max if path == "/sys/fs/cgroup/cpu.max" else real(path)
-
-    monkeypatch.setattr(cli, "Path", fake)
+    assert cli.CGROUP_CPU_MAX == "/sys/fs/cgroup/cpu.max"
+    monkeypatch.setattr(cli, "CGROUP_CPU_MAX", str(cpu_max))
     for text, cpus in (("150000 100000\n", 2), ("max 100000\n", None), ("garbage", None)):
         cpu_max.write_text(text)
         assert cli._cgroup_cpus() == cpus
