@@ -134,6 +134,29 @@ _ALL: tuple[Shape, ...] = tuple(
 )
 
 
+_METACHARACTERS = frozenset(".^$*+?{}[]\\|()")
+
+
+def literal_prefix(pattern: str, flags: int) -> str:
+    """The text every match of ``pattern`` starts with: its leading ordinary characters, less one a
+    quantifier follows. Empty when it cannot be relied on: with flags (case folding, verbose) or an
+    alternation (``|`` may split the whole pattern)."""
+    if flags or "|" in pattern:
+        return ""
+    end = 0
+    while end < len(pattern) and pattern[end] not in _METACHARACTERS:
+        end += 1
+    if end < len(pattern) and pattern[end] in "*+?{":
+        end -= 1
+    return pattern[:end]
+
+
+# A plain substring test skips a shape (or searches its ``NEEDS``) without compiling a regex: most
+# shapes start with a literal, and compiling the forty of them would cost a small scan milliseconds.
+LITERAL_PREFIXES: dict[str, str] = {p: lit for p, flags in _ALL if (lit := literal_prefix(p, flags))}
+_LITERAL_NEEDS = frozenset(need for p, need in NEEDS.items() if literal_prefix(need, dict(_ALL)[p]) == need)
+
+
 def has_secret_shape(text: str) -> bool:
     """Whether some detector's pattern matches ``text`` (if not, no detector would report anything)."""
     folded = _lower_latin1(text)
@@ -141,8 +164,13 @@ def has_secret_shape(text: str) -> bool:
         word = FOLDED_NEEDS.get(pattern)
         if word is not None and folded is not None and word not in folded:
             continue
+        prefix = LITERAL_PREFIXES.get(pattern)
+        if prefix is not None and prefix not in text:
+            continue
         need = NEEDS.get(pattern)
-        if need is not None and _regex(need, flags).search(text) is None:
+        if need is not None and (
+            need not in text if need in _LITERAL_NEEDS else _regex(need, flags).search(text) is None
+        ):
             continue
         if _regex(pattern, flags).search(text):
             return True

@@ -116,3 +116,53 @@ def test_case_folds_beyond_latin1_still_run_the_shape() -> None:
     key = "AWS_SECRET_\u212aEY = '" + "a" * 40 + "'"
     assert shapes.has_secret_shape(key)
     assert shapes.has_secret_shape("aws_secret_key = '" + "A" * 40 + "'")
+
+
+@pytest.mark.parametrize("pattern", sorted(shapes.LITERAL_PREFIXES))
+def test_every_match_of_a_shape_starts_with_its_literal_prefix(pattern: str) -> None:
+    """A shape whose literal prefix is absent is skipped without compiling it: every match must hold it."""
+    flags = dict(shapes._ALL)[pattern]
+    shape, prefix = re.compile(pattern, flags), shapes.LITERAL_PREFIXES[pattern]
+
+    @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.from_regex(shape))
+    def check(text: str) -> None:
+        match = shape.search(text)
+        assert match is not None
+        assert match.group(0).startswith(prefix), (pattern, match.group(0))
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "prefix"),
+    [
+        ("BEGIN RSA PRIVATE KEY", 0, "BEGIN RSA PRIVATE KEY"),
+        ("ab?c", 0, "a"),  # the quantifier makes its character optional
+        ("abc*", 0, "ab"),
+        ("abc{2}", 0, "ab"),
+        (r"SG\.x", 0, "SG"),
+        ("abc|xyz", 0, ""),  # an alternative may start anywhere
+        ("ab(c|d)", 0, ""),
+        ("abc", re.IGNORECASE, ""),
+        ("[ab]c", 0, ""),
+    ],
+)
+def test_literal_prefix_keeps_only_what_every_match_starts_with(pattern: str, flags: int, prefix: str) -> None:
+    assert shapes.literal_prefix(pattern, flags) == prefix
+    for text in ("ac", "abbbc", "abcc", "SG.x", "xyz", "abd", "ABC", "bc"):
+        match = re.match(pattern, text, flags)
+        assert match is None or match.group(0).startswith(prefix)
+
+
+def test_a_plain_binary_document_compiles_few_shapes() -> None:
+    """The start-up saving: a stream of ordinary model strings skips most shapes by a substring test."""
+    code = (
+        "from mlgate.analyzers.secrets import shapes\n"
+        "text = ''.join(f'tok{i}' for i in range(300)) + bytes(range(256)).decode('latin-1')\n"
+        "assert not shapes.has_secret_shape(text)\n"
+        "print(shapes._regex.cache_info().currsize, len(shapes._ALL))\n"
+    )
+    compiled, total = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True).stdout.split())  # fmt: skip
+    assert compiled <= total // 3
