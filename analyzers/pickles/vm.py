@@ -108,9 +108,14 @@ RUN_MAX = 4096
 """Units decoded per bulk run (bounds the run's temporary lists; a longer run takes several)."""
 
 
+SHORT_RUN = 512
+"""Runs up to this many units are walked in Python; only a longer one compiles the run's regexes."""
+
+
 class _StrRun:
     """One shape of string run: the int opcode after each string (None: no int) and its width.
-    The patterns are compiled on first use (a 128-way alternation costs tens of ms to compile)."""
+    The patterns are compiled on first use (a 128-way alternation costs milliseconds to compile):
+    runs of up to ``SHORT_RUN`` units, as in most small pickles, are walked unit by unit instead."""
 
     def __init__(self, int_op: int | None, width: int, fmt: str) -> None:
         self.int_op = int_op
@@ -132,16 +137,45 @@ class _StrRun:
         self.run = re.compile(b"(?:" + unit + b"){8,%d}" % RUN_MAX, re.DOTALL).match
         return self.run
 
+    def _walk(self, buf: bytes, at: int) -> tuple[int, list[bytes], list[bytes]] | None:
+        """(end, raws, ints) of the units from ``buf[at]`` as the run regex reads them (each raw is
+        the length byte and the payload); None when there are more than ``SHORT_RUN``."""
+        raws: list[bytes] = []
+        ints: list[bytes] = []
+        blen, int_op, width = len(buf), self.int_op, self.width
+        pos = at
+        while len(raws) <= SHORT_RUN:
+            if pos + 1 >= blen or buf[pos] != 0x8C or buf[pos + 1] >= 0x80:
+                break
+            end = pos + 2 + buf[pos + 1]
+            if end >= blen or buf[end] != 0x94:
+                break
+            if int_op is not None:
+                if end + 1 + width >= blen or buf[end + 1] != int_op:
+                    break
+                ints.append(buf[end + 2 : end + 2 + width])
+            raws.append(buf[pos + 1 : end])
+            pos = end + 1 + (1 + width if int_op is not None else 0)
+        else:
+            return None
+        return pos, raws, ints
+
     def decode(self, buf: bytes, at: int) -> tuple[int, list[str] | None, list[int] | None] | None:
         """(end, strings, ints) of the run starting at ``buf[at]``; None when there is none;
         strings None when one is not UTF-8 (the opcode-by-opcode loop then stops at that string,
         and no bulk run is tried again before ``end``)."""
-        m = (self.run or self._compile())(buf, at)
-        if m is None:
-            return None
-        end = m.end()
-        units = self.units(buf, at, end)
-        raws, ints_raw = zip(*units, strict=True) if self.with_ints else (units, ())
+        short = self._walk(buf, at)
+        if short is not None:
+            end, raws, ints_raw = short
+            if len(raws) < 8:
+                return None
+        else:  # a long run: the regexes match it and cut it into units in C
+            m = (self.run or self._compile())(buf, at)
+            if m is None:  # pragma: no cover - the walk found more than SHORT_RUN units here
+                return None
+            end = m.end()
+            units = self.units(buf, at, end)
+            raws, ints_raw = zip(*units, strict=True) if self.with_ints else (units, ())
         if sum(map(len, raws)) + len(raws) * self.unit_overhead != end - at:  # pragma: no cover - defensive
             return None
         try:  # each raw is its length byte (ASCII, below 0x80) and the payload

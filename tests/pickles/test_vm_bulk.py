@@ -180,3 +180,26 @@ def test_a_run_that_is_not_utf8_is_tried_once(monkeypatch):
     assert not result.stopped and "UTF-8" in (result.error or "")
     assert result.error_offset == 5 + sum(map(len, entries[:-1]))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("int_op", [None, b"K", b"M", b"J"])
+@pytest.mark.parametrize(
+    "count", [7, 8, 9, pickle_vm.SHORT_RUN - 1, pickle_vm.SHORT_RUN, pickle_vm.SHORT_RUN + 1, 2000]
+)
+@pytest.mark.parametrize("cut", [0, 1, 3])
+def test_short_runs_walked_in_python_read_as_the_regexes_do(monkeypatch, int_op, count: int, cut: int) -> None:
+    """Runs up to ``SHORT_RUN`` units are walked without compiling the regexes: the same units and the
+    same end as the regexes read, also when the buffer ends inside the last unit (``cut`` bytes short)."""
+    width = {None: 0, b"K": 1, b"M": 2, b"J": 4}[int_op]
+    tail = int_op + bytes(range(1, width + 1)) if int_op else b""
+    buf = b"".join(_su(b"w%d" % i) + b"\x94" + tail for i in range(count)) + _su(b"abcde") + b"\x94"
+    buf = buf[: len(buf) - cut]
+    run = pickle_vm._STR_RUNS[int_op[0] if int_op else 0x8C]
+    walked = run.decode(buf, 0)
+    units = count + (int_op is None and cut == 0)  # "abcde" is a unit when no int is expected
+    if units >= 8:
+        assert walked is not None and walked[1][:7] == [f"w{i}" for i in range(7)]
+    else:
+        assert walked is None
+    monkeypatch.setattr(pickle_vm, "SHORT_RUN", -1)  # every run through the regexes
+    assert run.decode(buf, 0) == walked
