@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from _thread import allocate_lock
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.artifact import LEVEL_SEPARATOR
 from mlgate.analyzers.core.policy import Policy, SignaturePolicy, Verdict
 from mlgate.analyzers.core.report import DependencyReport, TargetReport, build_report
 from mlgate.analyzers.core.walker import ScanOptions, TargetScan, scan_path
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
 if TYPE_CHECKING:
     import threading
 

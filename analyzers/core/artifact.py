@@ -10,12 +10,16 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+
+from .records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 LEVEL_SEPARATOR = "!"
 """Separates container levels in a location: ``model.nemo!model_weights.ckpt!archive/data.pkl``."""
 
-Opener = Callable[[], BinaryIO]
+Opener = Callable[[], "BinaryIO"]
 HeadReader = Callable[[int], bytes]
 """``read(n)``: up to ``n`` leading bytes of an artifact, the same bytes ``open()`` gives first."""
 

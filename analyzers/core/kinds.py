@@ -14,7 +14,8 @@ import io
 import pickletools
 import re
 import struct
-from typing import NamedTuple
+
+from .records import NamedTuple
 
 SNIFF_BYTES = 4096
 """How many leading bytes ``sniff`` needs; HDF5 superblocks at 512/1024/2048 fit (the walker probes

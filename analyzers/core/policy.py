@@ -32,13 +32,14 @@ from __future__ import annotations
 import enum
 import fnmatch
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .budget import Budgets
 from .findings import Finding, Severity
+from .records import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path  # loaded only to read a policy file (start-up of a scan, issue 19)
+    from typing import Any
 
 
 class Verdict(enum.Enum):

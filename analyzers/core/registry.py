@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
 
 from .kinds import Kind
+from .records import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .artifact import Artifact

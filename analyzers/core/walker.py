@@ -20,7 +20,6 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, BinaryIO
 
 from .artifact import Artifact, MeteredStream, read_exact
 from .budget import BudgetExceeded, Budgets, BudgetTracker
@@ -42,11 +41,13 @@ from .kinds import (
     promise_for,
     sniff,
 )
+from .records import TYPE_CHECKING
 from .references import Reference, RefKind
 from .registry import Probe, analyzers_for, probe_for, warm_up
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import BinaryIO
 
     from .parallel import WorkerPool
 

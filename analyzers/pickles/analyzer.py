@@ -35,12 +35,12 @@ import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
 
 from ..core.artifact import Artifact, OwnedSlice, read_exact
 from ..core.budget import BudgetExceeded, MiB
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import DATA_KINDS, SNIFF_BYTES, Kind, sniff
+from ..core.records import TYPE_CHECKING
 from ..core.registry import Probe, register, register_probe
 from ..core.walker import Malformed, ScanContext
 from ..embedded_code.marshal_names import CodeInfo, dangerous_code_names, parse_code
@@ -63,6 +63,9 @@ from .vm import (
     render,
     render_args,
 )
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 UNKNOWN_STDLIB = Rule(
     "MLG-PKL-011", Severity.HIGH, "Pickle uses a standard-library global outside the allowlist", ANALYZER

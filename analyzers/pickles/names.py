@@ -20,8 +20,8 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
+from ..core.records import NamedTuple
 from ..embedded_code.marshal_names import DANGEROUS_NAMES
 from .packs import (
     ALIASES,

@@ -20,9 +20,9 @@ This module is data only; ``names`` builds the lookup from it.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
 
 from ..core.findings import Rule, Severity
+from ..core.records import NamedTuple
 
 ANALYZER = "pickle"
 

@@ -21,18 +21,20 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
 
 from ..core.artifact import LEVEL_SEPARATOR, Artifact, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
+from ..core.records import TYPE_CHECKING
 from ..core.registry import register
 from ..core.walker import Malformed, ScanContext
 from .packs import SAFE_TORCHSCRIPT_NAMESPACES
 from .vm import Global, PickleVM
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from ..archives.zip_and_streams import ZipEntry
 
 ANALYZER = "pytorch"

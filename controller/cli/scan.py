@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from mlgate.analyzers.core.policy import Policy, PolicyError, Verdict, load_policy
 
@@ -23,6 +22,7 @@ from .main import EXIT_OK, EXIT_QUARANTINED, UsageError, configure_logging
 from .progress import Progress
 from .targets import TargetError, check_reference, is_reference, scan_reference
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
 if TYPE_CHECKING:
     from concurrent.futures import Future
 

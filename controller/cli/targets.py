@@ -15,10 +15,10 @@ A reference that cannot be had raises ``TargetError``: one line naming the refer
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from ..scanning import scan_target
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
 if TYPE_CHECKING:
     from mlgate.analyzers.core.parallel import WorkerPool
     from mlgate.analyzers.core.policy import Policy

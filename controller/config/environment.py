@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
 if TYPE_CHECKING:
     from pathlib import Path  # loaded by hub_cache_dir only: ``mlgate scan`` imports this module
 

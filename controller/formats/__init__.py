@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
 if TYPE_CHECKING:
     from mlgate.analyzers.core.report import TargetReport
 

@@ -50,11 +50,20 @@ FORBIDDEN_IN_PICKLE_SCAN = (
     "mlgate.analyzers.core.digest",
     "mlgate.analyzers.pickles.fx_code",
     "mlgate.analyzers.pickles.joblib_arrays",
+    # typing (analyzers/core/records.py gives NamedTuple); pathlib, with urllib.parse and ipaddress, for
+    # a folder, a policy file or --output only; the signature verifier only when the policy uses
+    # signatures or the target carries a signature file
+    "typing",
+    "pathlib",
+    "urllib",
+    "ipaddress",
+    "mlgate.analyzers.signatures",
 )
 # A torch zip reads the archive, the pickle and plain text members: none of the config parsers (YAML,
 # the config handlers, the Keras config walker), which load with the first config or Keras archive.
+# The archive readers still load typing (archives/streams.py defines a Protocol).
 FORBIDDEN_IN_TORCH_ZIP_SCAN = tuple(
-    m for m in FORBIDDEN_IN_PICKLE_SCAN if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs")
+    m for m in FORBIDDEN_IN_PICKLE_SCAN if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs", "typing")
 ) + (
     "yaml",
     "importlib.resources",
