@@ -150,19 +150,17 @@ _KNOWN_TOP = (
 )
 """Top-level module names a dotted qualname must not walk into."""
 _STDLIB = frozenset(sys.stdlib_module_names) | {"builtins"}
-KNOWN_NAMES = (
-    frozenset(
-        part
-        for module, names in [(m, ()) for m in _DENY_WHOLE]
-        + [(m, [n for n, _ in v]) for m, v in _DENY_NAMED.items()]
-        + [(m, [n]) for m, n in _ALLOW_EXACT]
-        + [(root, ()) for p in _ALLOW_PATTERNS for root in _roots(p)]
-        for part in [module, *module.split("."), *names, *(p for n in names for p in n.split("."))]
-    )
-    | _STDLIB
-    | DANGEROUS_NAMES
-)
-"""Module and attribute names the policy mentions: memoized strings equal to one are always kept."""
+_MENTIONED = [
+    *_DENY_WHOLE,
+    *_DENY_NAMED,
+    *(n for v in _DENY_NAMED.values() for n, _ in v),
+    *(m for m, _ in _ALLOW_EXACT),
+    *(n for _, n in _ALLOW_EXACT),
+    *(root for p in _ALLOW_PATTERNS for root in _roots(p)),
+]
+KNOWN_NAMES = frozenset(_MENTIONED) | frozenset(".".join(_MENTIONED).split(".")) | _STDLIB | DANGEROUS_NAMES
+"""Module and attribute names the policy mentions, whole and each dotted part (one split of them all
+joined, in C): memoized strings equal to one are always kept."""
 
 
 def canonical(module: str, name: str) -> tuple[str, str, str]:
