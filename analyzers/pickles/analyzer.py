@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bz2
 import codecs
 import io
-import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -1087,7 +1085,6 @@ class _Scan:
             EOFError,
             LookupError,
             UnicodeError,
-            lzma.LZMAError,
         ):
             return None
         return None
@@ -1110,6 +1107,9 @@ class _Scan:
         return None
 
     def _decompress(self, module: str, data: bytes) -> bytes | None:
+        import bz2  # loaded by the few pickles that decompress a literal (start-up, issue 19)
+        import lzma
+
         if module == "zlib":
             d: object = zlib.decompressobj()
         elif module == "gzip":
@@ -1118,7 +1118,10 @@ class _Scan:
             d = bz2.BZ2Decompressor()
         else:
             d = lzma.LZMADecompressor()
-        out = d.decompress(data, MAX_DECODED + 1)  # type: ignore[attr-defined]
+        try:
+            out = d.decompress(data, MAX_DECODED + 1)  # type: ignore[attr-defined]
+        except lzma.LZMAError:
+            return None
         if len(out) > MAX_DECODED:
             return None
         return self._charge(out)

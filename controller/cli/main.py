@@ -43,10 +43,11 @@ class UsageError(Exception):
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` given, only the subcommand it names is loaded (all of them otherwise)."""
-    import argparse
     import importlib
 
-    parser = argparse.ArgumentParser(
+    from .parser import ArgumentParser  # argparse, without shutil
+
+    parser = ArgumentParser(
         prog="mlgate",
         description="Statically scan ML models and gate their promotion. Never executes model content.",
     )

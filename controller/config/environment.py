@@ -24,6 +24,7 @@ timeout and progress-bar knobs, and ``HF_HUB_OFFLINE=1`` before huggingface_hub 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 19)
@@ -119,6 +120,22 @@ def named(variable: str, environ: Mapping[str, str] | None = None) -> str:
 def colour_allowed(environ: Mapping[str, str] | None = None) -> bool:
     """False when ``NO_COLOR`` is set (https://no-color.org)."""
     return "NO_COLOR" not in current(environ)
+
+
+def terminal_columns(environ: Mapping[str, str] | None = None) -> int:
+    """``shutil.get_terminal_size().columns`` without importing shutil (``cli/parser.py``): ``COLUMNS``
+    when a positive number, else the width of the terminal on stdout, else 80."""
+    try:
+        columns = int(current(environ)["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns or 80
 
 
 def set_library_defaults(values: Mapping[str, str]) -> None:

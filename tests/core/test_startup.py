@@ -58,12 +58,19 @@ FORBIDDEN_IN_PICKLE_SCAN = (
     "urllib",
     "ipaddress",
     "mlgate.analyzers.signatures",
+    # argparse's stock help formatter imports shutil (with bz2 and lzma); the pickle VM's literal
+    # decompression loads bz2 and lzma for a pickle that decompresses something
+    "shutil",
+    "bz2",
+    "lzma",
 )
 # A torch zip reads the archive, the pickle and plain text members: none of the config parsers (YAML,
 # the config handlers, the Keras config walker), which load with the first config or Keras archive.
-# The archive readers still load typing (archives/streams.py defines a Protocol).
+# The archive readers still load typing (archives/streams.py defines a Protocol), bz2 and lzma.
 FORBIDDEN_IN_TORCH_ZIP_SCAN = tuple(
-    m for m in FORBIDDEN_IN_PICKLE_SCAN if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs", "typing")
+    m
+    for m in FORBIDDEN_IN_PICKLE_SCAN
+    if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs", "typing", "bz2", "lzma")
 ) + (
     "yaml",
     "importlib.resources",
