@@ -13,12 +13,12 @@ import enum
 import re
 import stat
 import unicodedata
-from pathlib import PurePosixPath
-from typing import NamedTuple
 
 from ..core.artifact import LEVEL_SEPARATOR, Artifact, HeadReader, Opener
 from ..core.budget import BudgetExceeded, BudgetTracker
 from ..core.findings import Finding, Severity
+from ..core.kinds import posix_name
+from ..core.records import NamedTuple
 from . import rules
 
 LOADER_NAMES = frozenset(
@@ -202,7 +202,7 @@ class MemberAudit:
         for key, copies in self._groups.items():
             if len(copies) < 2:
                 continue
-            severity = Severity.HIGH if PurePosixPath(key).name in LOADER_NAMES else Severity.MEDIUM
+            severity = Severity.HIGH if posix_name(key) in LOADER_NAMES else Severity.MEDIUM
             names = [name for name, _, _ in copies]
             if len(set(names)) == 1:
                 what = f"{len(copies)} copies of {names[0]!r}"

@@ -21,11 +21,11 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from ..core.artifact import Opener, read_exact, seek_position
 from ..core.budget import BudgetExceeded, BudgetTracker, MiB
 from ..core.kinds import JOBLIB_ZF_LENGTH, joblib_zf_header
+from ..core.records import TYPE_CHECKING, NamedTuple
 
 CHECKPOINT_SPACING = 2 * MiB
 """Output distance between saved decoder states (zlib-family codecs only)."""
@@ -40,20 +40,23 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 
 
+if TYPE_CHECKING:  # typing loads for type checkers only (start-up, issue 19)
+    from typing import Any, BinaryIO, Protocol
+
+    class _Decoder(Protocol):
+        consumed: int  # compressed bytes pulled from the source so far
+
+        def read(self, n: int) -> bytes:
+            """Up to ``n`` (> 0) decoded bytes; ``b""`` at the end of the stream."""
+            ...
+
+        def snapshot(self) -> Callable[[BinaryIO], _Decoder] | None:
+            """A function that resumes an equivalent decoder on a source positioned at ``consumed``."""
+            ...
+
+
 class CorruptData(OSError):
     """Compressed bytes that do not decode; the victim loader would fail on them too."""
-
-
-class _Decoder(Protocol):
-    consumed: int  # compressed bytes pulled from the source so far
-
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` (> 0) decoded bytes; ``b""`` at the end of the stream."""
-        ...
-
-    def snapshot(self) -> Callable[[BinaryIO], _Decoder] | None:
-        """A function that resumes an equivalent decoder on a source positioned at ``consumed``."""
-        ...
 
 
 class Codec(NamedTuple):

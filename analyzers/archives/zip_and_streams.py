@@ -18,13 +18,12 @@ from __future__ import annotations
 import stat
 import struct
 from collections.abc import Iterable, Iterator
-from pathlib import PurePosixPath
-from typing import BinaryIO
 
 from ..core.artifact import Artifact, HeadReader, Opener, SharedStream, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding
-from ..core.kinds import Kind, promise_for
+from ..core.kinds import Kind, posix_name, posix_suffix, promise_for
+from ..core.records import TYPE_CHECKING
 from ..core.registry import register
 from ..core.walker import MALFORMED, Malformed, ScanContext
 from . import rules
@@ -56,6 +55,9 @@ from .zip_reader import (
     read_zip_entries,
     zip_directory,
 )
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = ["ZipEntry", "open_zip_member", "read_zip_entries"]
 
@@ -264,8 +266,8 @@ def _overlaps(entries: list[ZipEntry]) -> list[tuple[ZipEntry, ZipEntry]]:
 # --- single compressed streams -----------------------------------------------------------
 def decompressed_name(name: str) -> str:
     """The child name of a decompressed stream: the parent's base name without its compression suffix."""
-    base = PurePosixPath(name.replace("\\", "/")).name
-    suffix = PurePosixPath(base).suffix
+    base = posix_name(name.replace("\\", "/"))
+    suffix = posix_suffix(base)
     replacement = _STRIP_SUFFIX.get(suffix.lower())
     if replacement is None or len(base) == len(suffix):
         return DECOMPRESSED

@@ -19,14 +19,16 @@ import bisect
 import io
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
 
 from ..core.artifact import OwnedSlice, SliceStream, read_exact
 from ..core.budget import BudgetExceeded, BudgetTracker
+from ..core.records import TYPE_CHECKING
 from ..core.walker import Malformed
 from .streams import BZIP2, DEFLATE, ZIP_LZMA, ZSTD, CheckpointIndex, Codec, DecompressedStream
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from ..core.artifact import Artifact
     from ..core.walker import ScanContext
 

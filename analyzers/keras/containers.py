@@ -13,17 +13,18 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
 
 from ..core.artifact import Artifact, read_exact
 from ..core.budget import BudgetExceeded
 from ..core.findings import Finding, Rule, Severity
 from ..core.kinds import Kind
+from ..core.records import TYPE_CHECKING
 from ..core.registry import register, register_warm_up
 from ..core.walker import Malformed, ScanContext
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from .config_walker import ConfigScan
 
 ANALYZER = "keras"  # the analyzer name of ``config_walker``'s rules too (it loads with the first Keras config)
@@ -112,6 +113,8 @@ def _member(stream: BinaryIO, entry: object, ctx: ScanContext) -> bytes:
 
 
 def _extra_members(artifact: Artifact, names: list[str]) -> Iterator[Finding]:
+    from pathlib import PurePosixPath  # a Keras archive's only (start-up of other scans, issue 19)
+
     for name in names:
         if name.endswith("/") or name in KERAS_MEMBERS:
             continue

@@ -66,11 +66,11 @@ FORBIDDEN_IN_PICKLE_SCAN = (
 )
 # A torch zip reads the archive, the pickle and plain text members: none of the config parsers (YAML,
 # the config handlers, the Keras config walker), which load with the first config or Keras archive.
-# The archive readers still load typing (archives/streams.py defines a Protocol), bz2 and lzma.
+# The archive readers load bz2 and lzma (archives/streams.py's codecs).
 FORBIDDEN_IN_TORCH_ZIP_SCAN = tuple(
     m
     for m in FORBIDDEN_IN_PICKLE_SCAN
-    if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs", "typing", "bz2", "lzma")
+    if m not in ("mlgate.analyzers.archives", "mlgate.analyzers.configs", "bz2", "lzma")
 ) + (
     "yaml",
     "importlib.resources",
