@@ -42,10 +42,10 @@ from typing import Any
 from .artifact import Artifact
 from .budget import Budgets
 from .findings import Finding
-from .kinds import Kind, expected_kinds, posix_name, posix_suffix, promise_for
+from .kinds import Kind, expected_kinds, posix_name, promise_for
 from .references import Reference
 from .registry import analyzers_for, probe_for
-from .walker import CRASH, HDF5_SUFFIXES, ScanContext, ScanOptions, walk_top, warm_up_for
+from .walker import CRASH, ScanContext, ScanOptions, named_like_hdf5, walk_top, warm_up_for
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _scan_chunk(job: _Job) -> list[FileResult]:
     is the parent's to replay), files named like HDF5 last (the h5py child starts meanwhile)."""
     warm_up_for(location for _, location, _, _ in job.files)
     out = []
-    for index, location, path, size in sorted(job.files, key=lambda file: _hdf5_named(file[1])):
+    for index, location, path, size in sorted(job.files, key=lambda file: named_like_hdf5(file[1])):
         ctx = _ChunkContext(job)
         walk_top(ctx, Artifact(location, location, functools.partial(open, path, "rb"), size))
         out.append(
@@ -213,16 +213,12 @@ def _scan_chunk(job: _Job) -> list[FileResult]:
     return out
 
 
-def _hdf5_named(name: str) -> bool:
-    return posix_suffix(posix_name(name)).lower() in HDF5_SUFFIXES
-
-
 def split_here(names: list[str], sizes: list[int | None]) -> tuple[list[int], list[int]]:
     """(indexes this process walks, indexes for the workers). This process, idle otherwise, takes the
     small files named like HDF5: what costs in them is the round trip to the h5py child, not CPU, and
     one child serves them all instead of one per worker (a Python start and an h5py import each).
     Unless they are most of the target: then the workers share them like any other file."""
-    here = [i for i, name in enumerate(names) if _hdf5_named(name) and (sizes[i] or 0) < OWN_CHUNK_BYTES]
+    here = [i for i, name in enumerate(names) if named_like_hdf5(name) and (sizes[i] or 0) < OWN_CHUNK_BYTES]
     if len(here) * 2 > len(names):
         here = []
     taken = set(here)
@@ -234,7 +230,7 @@ def plan_chunks(indexes: list[int], names: list[str], sizes: list[int | None], w
     per worker. A file named like HDF5 costs ``HDF5_COST`` (a round trip to the h5py child, whose
     wake-ups a loaded machine delays), any other 1; a big file travels alone.
     """
-    costs = {i: HDF5_COST if _hdf5_named(names[i]) else 1 for i in indexes}
+    costs = {i: HDF5_COST if named_like_hdf5(names[i]) else 1 for i in indexes}
     per = max(1, min(MAX_CHUNK_COST, -(-sum(costs.values()) // max(1, workers * CHUNKS_PER_WORKER))))
     chunks: list[list[int]] = []
     current: list[int] = []

@@ -279,7 +279,7 @@ class ScanContext:
         512, 1024, ... up to the end of the file). Probed for top-level files (seeks are cheap: local
         files, ranged S3 reads) and for members named like HDF5; other members are routed by their
         head (a member inside a compressed container would be decompressed up to each offset)."""
-        if artifact.parent is not None and posix_suffix(posix_name(artifact.name)).lower() not in HDF5_SUFFIXES:
+        if artifact.parent is not None and not named_like_hdf5(artifact.name):
             return False  # checked first: it is what decides for almost every archive member
         offsets = [off for off in hdf5_superblock_offsets(artifact.size or 0) if off >= head_len]
         if not offsets:
@@ -540,7 +540,12 @@ def warm_up_for(names: Iterable[str]) -> None:
 
 def any_hdf5(names: Iterable[str]) -> bool:
     """Whether one of ``names`` is named like a file whose loader reads HDF5."""
-    return any(posix_suffix(posix_name(name)).lower() in HDF5_SUFFIXES for name in names)
+    return any(map(named_like_hdf5, names))
+
+
+def named_like_hdf5(name: str) -> bool:
+    """Whether ``name`` (a path, either separator) is named like a file whose loader may read HDF5."""
+    return posix_suffix(posix_name(name)).lower() in HDF5_SUFFIXES
 
 
 def walk_top(ctx: ScanContext, artifact: Artifact) -> None:
