@@ -29,21 +29,21 @@ REQUIREMENT_FILES = ("requirements*.txt", "*-requirements.txt", "*_requirements.
 def analyze_text(artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
     name = posix_name(artifact.name)
     lower = name.lower()
-    ctx.observe_document(artifact.location, _text(artifact, ctx), reachable=False)  # cards, notes, lists
+    text = _text(artifact, ctx)  # read once: the secrets pass and the checks below share it
+    ctx.observe_document(artifact.location, text, reachable=False)  # cards, notes, lists
     if lower.endswith(".txt") and any(fnmatch.fnmatchcase(lower, pattern) for pattern in REQUIREMENT_FILES):
         from .mlflow_model import requirement_findings
 
-        text = _text(artifact, ctx)
         lines = [(f"{artifact.location}:{n}", line) for n, line in enumerate(text.splitlines(), 1)]
         yield from requirement_findings(lines, artifact.location)
     elif name == "pickle_module_info.txt":
         from .mlflow_model import pickle_module_findings
 
-        yield from pickle_module_findings(_text(artifact, ctx), artifact.location)
+        yield from pickle_module_findings(text, artifact.location)
     elif lower.endswith(".jinja"):
         from ..embedded_code.templates import lint_template  # jinja2 loads with the first template
 
-        yield from lint_template(_text(artifact, ctx), artifact.location)
+        yield from lint_template(text, artifact.location)
 
 
 def read_bounded(artifact: Artifact, ctx: ScanContext, limit: int, budget: str) -> bytes:
